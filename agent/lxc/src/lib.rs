@@ -1,0 +1,1 @@
+//! LXC containers through the lxc-* tools, and app template manifests.

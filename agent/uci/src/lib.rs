@@ -1,0 +1,1 @@
+//! Reader and atomic writer of OpenWRT UCI configuration files.
