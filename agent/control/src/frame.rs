@@ -117,16 +117,16 @@ impl Client {
     /// Sends `req` and waits for its one response.
     pub fn call(&mut self, req: &crate::Request) -> Result<crate::Response, FrameError> {
         self.send(req)?;
-        self.next()?.ok_or(FrameError::Truncated)
+        self.recv()?.ok_or(FrameError::Truncated)
     }
 
-    /// Sends a request without waiting (used for `Monitor`, then [`Client::next`]).
+    /// Sends a request without waiting (used for `Monitor`, then [`Client::recv`]).
     pub fn send(&mut self, req: &crate::Request) -> Result<(), FrameError> {
         write_frame(&mut self.stream, &encode(req)?)
     }
 
     /// The next response frame, or `None` when the agent closed the stream.
-    pub fn next(&mut self) -> Result<Option<crate::Response>, FrameError> {
+    pub fn recv(&mut self) -> Result<Option<crate::Response>, FrameError> {
         match read_body(&mut self.stream, MAX_RESPONSE)? {
             None => Ok(None),
             Some(body) => decode(&body).map(Some),
