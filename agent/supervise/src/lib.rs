@@ -2,3 +2,5 @@
 //! lives behind the `os` feature.
 #![cfg_attr(not(feature = "os"), no_std)]
 extern crate alloc;
+
+pub mod policy;
