@@ -1,1 +1,52 @@
-//! The nuvol page: a uhttpd CGI program and a built-in HTTP server.
+//! The nuvol page: node overview, members, service search, local services,
+//! apps and events, as a uhttpd CGI program and as a small built-in HTTP server.
+//!
+//! Both front ends talk to the running agent only over its control socket
+//! ([`nuvol_control::frame::Client`], one short-timeout request per view) and
+//! share one request handler ([`route::handle`]). Pages are plain HTML forms
+//! with a little inline CSS: no JavaScript, readable on a phone, every value
+//! from peers and config escaped, every change a POST with a CSRF token.
+//! Every view also answers `?format=json` with the same data as the CLI's
+//! `--json`.
+//!
+//! # Entry points for the `nuvol` binary
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use nuvol_page::{PageConfig, run_cgi, serve};
+//! // Settings: the `config page 'page'` section of the UCI file (see [`auth`]).
+//! let uci = nuvol_uci::parse("config page 'page'\n\tlist allowed_user 'root'\n").unwrap();
+//! let page = PageConfig::from_uci(&uci, Path::new("/var/run/nuvol.sock"), Path::new("/var/lib/nuvol")).unwrap();
+//! // As CGI (GATEWAY_INTERFACE is set): serve one request, exit with the code.
+//! let code = run_cgi(&page);
+//! // `nuvol agent --http 127.0.0.1:8080`: on its own thread, forever.
+//! std::thread::spawn(move || serve("127.0.0.1:8080".parse().unwrap(), page));
+//! # let _ = code;
+//! ```
+//!
+//! * [`cgi_main`] is the testable form of [`run_cgi`] (environment, stdin and
+//!   stdout passed in).
+//! * [`serve_listener`] serves an already bound listener.
+//! * [`hash_password`] makes the `option password_hash` string for the
+//!   built-in server's login (suggested CLI: `nuvol page-passwd`).
+//!
+//! # Routes (below `/cgi-bin/nuvol` for the CGI, `/` for the built-in server)
+//!
+//! GET `/`, `/members`, `/search?scope=microcloud|global&type=T`, `/services`,
+//! `/apps`, `/events` (each with `&format=json`); POST `/service`
+//! (name, action), `/app` (name, action), `/install` (template, name),
+//! `/publish` (type, port, description, txt), `/unpublish` (type, port),
+//! `/event` (name, payload), `/query` (name, payload, nodes, timeout_ms),
+//! `/join` (addrs), `/leave`; built-in server only: `/login`, `/logout`.
+
+pub mod auth;
+pub mod cgi;
+pub mod form;
+pub mod html;
+pub mod route;
+pub mod server;
+pub mod views;
+
+pub use auth::{hash_password, PageConfig};
+pub use cgi::{cgi_main, run_cgi};
+pub use server::{serve, serve_listener};

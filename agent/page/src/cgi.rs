@@ -1,0 +1,273 @@
+//! The page as a CGI program, following uhttpd's rules.
+//!
+//! uhttpd (and lighttpd, busybox httpd) run `/cgi-bin/nuvol` with the request
+//! in environment variables and the body on stdin, and read back headers, a
+//! blank line, then the body. What this module relies on, and nothing more:
+//!
+//! * `REQUEST_METHOD`, `PATH_INFO` (the view), `SCRIPT_NAME` (link base),
+//!   `QUERY_STRING`, `CONTENT_LENGTH`, `CONTENT_TYPE`, `REMOTE_USER`;
+//! * of the `HTTP_*` variables only `HTTP_HOST` and `HTTP_ORIGIN`, which uhttpd
+//!   forwards (it drops unknown headers);
+//! * the body is read only up to `CONTENT_LENGTH`, and only when that is at
+//!   most [`crate::route::MAX_BODY`]; otherwise the answer is 413 unread;
+//! * the answer starts with `Status: NNN Reason`;
+//! * uhttpd kills a script after 60 s; a watchdog exits on its own after
+//!   [`WATCHDOG`] so a stuck read never holds a worker that long.
+//!
+//! Access: the web server authenticates (uhttpd basic auth, see the package's
+//! `/etc/httpd.conf`) and sets `REMOTE_USER`; this program serves only users in
+//! `list allowed_user`. No `REMOTE_USER` means the server was not set up to
+//! protect the page, and the answer is 403 with how to fix it.
+
+use crate::auth::{load_or_create_secret, PageConfig};
+use crate::route::{self, handle, Agent, HttpRequest, Reply, MAX_BODY};
+use std::io::{self, Read, Write};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The CGI process exits by itself after this long, whatever it is doing.
+pub const WATCHDOG: Duration = Duration::from_secs(55);
+
+/// Headers every answer carries: no caching of pages with tokens, no framing,
+/// no scripts at all, forms only to ourselves.
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+];
+
+/// Unix seconds now.
+pub fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Whether `origin` (an `Origin` header) names the same host as `host` (the
+/// `Host` header). Absent `Origin` counts as same-origin: old browsers and
+/// command-line clients do not send it, and the CSRF token still applies.
+pub fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+    let Some(origin) = origin.map(str::trim).filter(|o| !o.is_empty()) else {
+        return true;
+    };
+    let Some(host) = host.map(str::trim) else {
+        return false;
+    };
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    rest.is_some_and(|r| r.eq_ignore_ascii_case(host))
+}
+
+/// Serves one CGI request: reads what it needs from `env` and `stdin`, writes
+/// the whole answer to `stdout`. Returns the process exit code: 0 when an
+/// answer was written (whatever its status), 111 when even that failed.
+///
+/// `env` looks up a CGI variable (`|k| std::env::var(k).ok()` in the binary).
+pub fn cgi_main(
+    env: &dyn Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    page: &PageConfig,
+) -> i32 {
+    let (done, watchdog) = mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("cgi-watchdog".into())
+        .stack_size(32 * 1024)
+        .spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = watchdog.recv_timeout(WATCHDOG) {
+                eprintln!(
+                    "nuvol page: request took over {} s, giving up",
+                    WATCHDOG.as_secs()
+                );
+                std::process::exit(111);
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("nuvol page: no watchdog thread: {e}");
+    }
+    let method = env("REQUEST_METHOD").unwrap_or_else(|| "GET".into());
+    let reply = answer(env, stdin, page, &method);
+    let head_only = method == "HEAD";
+    let result = write_cgi(stdout, &reply, head_only);
+    drop(done);
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("nuvol page: cannot write the answer: {e}");
+            111
+        }
+    }
+}
+
+/// [`cgi_main`] on this process's environment, stdin and stdout.
+pub fn run_cgi(page: &PageConfig) -> i32 {
+    let stdin = io::stdin();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let code = cgi_main(
+        &|k| std::env::var(k).ok(),
+        &mut stdin.lock(),
+        &mut out,
+        page,
+    );
+    match out.flush() {
+        Ok(()) => code,
+        Err(_) => 111,
+    }
+}
+
+fn answer(
+    env: &dyn Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+    page: &PageConfig,
+    method: &str,
+) -> Reply {
+    let base = env("SCRIPT_NAME").unwrap_or_default();
+    let path = env("PATH_INFO")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/".into());
+    let query = env("QUERY_STRING").unwrap_or_default();
+    let json = query.split('&').any(|kv| kv == "format=json");
+    let anon = HttpRequest {
+        method,
+        path: &path,
+        query: &query,
+        base: &base,
+        binding: "anonymous",
+        same_origin: true,
+        ..HttpRequest::default()
+    };
+    // No secret is needed to say "go away": error pages for strangers carry
+    // a token bound to nobody, which no POST will accept.
+    let refuse =
+        |status: u16, msg: &str| route::error_reply(&anon, status, msg, json, &[0u8; 32], 0);
+
+    let user = env("REMOTE_USER").unwrap_or_default();
+    if user.is_empty() {
+        return refuse(
+            403,
+            "This page must be protected by the web server's login (basic auth for /cgi-bin/nuvol in /etc/httpd.conf); it is not, so it shows nothing.",
+        );
+    }
+    if !page.user_allowed(&user) {
+        return refuse(403, "This user may not manage nuvol (see list allowed_user in the page section of /etc/config/nuvol).");
+    }
+    let secret = match load_or_create_secret(&page.secret_file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "nuvol page: secret file {}: {e}",
+                page.secret_file.display()
+            );
+            return refuse(
+                500,
+                &format!(
+                    "Cannot read or create the page's secret file {}: {e}",
+                    page.secret_file.display()
+                ),
+            );
+        }
+    };
+    let binding = format!("user:{user}");
+    let now = now_s();
+    let mut req = HttpRequest {
+        binding: &binding,
+        same_origin: same_origin(env("HTTP_ORIGIN").as_deref(), env("HTTP_HOST").as_deref()),
+        ..anon.clone()
+    };
+    let mut body = Vec::new();
+    if method == "POST" {
+        let Some(len) = env("CONTENT_LENGTH").and_then(|l| l.trim().parse::<usize>().ok()) else {
+            return route::error_reply(
+                &req,
+                411,
+                "A form must say its length.",
+                json,
+                &secret,
+                now,
+            );
+        };
+        if len > MAX_BODY {
+            return route::error_reply(&req, 413, "The form is too large.", json, &secret, now);
+        }
+        let ctype = env("CONTENT_TYPE").unwrap_or_default();
+        if !ctype.is_empty() && !ctype.starts_with("application/x-www-form-urlencoded") {
+            return route::error_reply(
+                &req,
+                415,
+                "Forms must be sent url-encoded.",
+                json,
+                &secret,
+                now,
+            );
+        }
+        if let Err(e) = stdin.take(len as u64).read_to_end(&mut body) {
+            return route::error_reply(
+                &req,
+                400,
+                &format!("Cannot read the form: {e}"),
+                json,
+                &secret,
+                now,
+            );
+        }
+        if body.len() != len {
+            return route::error_reply(
+                &req,
+                400,
+                "The form arrived incomplete.",
+                json,
+                &secret,
+                now,
+            );
+        }
+    }
+    req.body = &body;
+    handle(&req, &Agent::new(&page.control), &secret, now)
+}
+
+/// Writes `reply` in CGI form: `Status:` line, headers, blank line, body.
+pub fn write_cgi(out: &mut dyn Write, reply: &Reply, head_only: bool) -> io::Result<()> {
+    let mut head = String::with_capacity(512);
+    head.push_str(&format!(
+        "Status: {} {}\r\n",
+        reply.status,
+        route::reason(reply.status)
+    ));
+    head.push_str(&format!("Content-Type: {}\r\n", reply.content_type));
+    head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    for (k, v) in SECURITY_HEADERS {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    for (k, v) in &reply.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    if !head_only {
+        out.write_all(reply.body.as_bytes())?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_must_match_host_when_sent() {
+        assert!(same_origin(None, Some("r:80")));
+        assert!(same_origin(Some("http://r:80"), Some("r:80")));
+        assert!(same_origin(Some("https://Router"), Some("router")));
+        assert!(!same_origin(Some("http://evil.example"), Some("router")));
+        assert!(!same_origin(Some("null"), Some("router")));
+        assert!(!same_origin(Some("http://router"), None));
+    }
+}
