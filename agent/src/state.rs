@@ -1,0 +1,287 @@
+//! The agent's persistent state directory (`/etc/nuvol` on OpenWRT, `--state DIR`).
+//!
+//! Four small files, each replaced atomically (temp file, fsync, rename, fsync
+//! dir) so a power cut or `kill -9` leaves the old or the new version:
+//!
+//! | file          | holds                                              |
+//! |---------------|----------------------------------------------------|
+//! | `incarnation` | last SWIM incarnation, so a restart refutes stale "dead" rumours |
+//! | `peers`       | members last seen, to rejoin without a seed        |
+//! | `keyring`     | cluster keys installed at runtime, and the primary |
+//! | `catalog`     | this node's own published records                  |
+//!
+//! Each file is `NUVS`, a format version byte, a 4-byte big-endian body length,
+//! a CRC-32 of the body, then the CBOR body. Flash on cheap routers does tear
+//! writes and filesystems do lose renames, so every load checks all of that;
+//! a file that fails is moved aside to `NAME.corrupt` and the agent starts
+//! without it, with a warning naming the file — never a panic.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use minicbor::{Decode, Encode};
+use nuvol_control::PublishSpec;
+
+const MAGIC: &[u8; 4] = b"NUVS";
+const VERSION: u8 = 1;
+const HEADER: usize = 4 + 1 + 4 + 4;
+/// No state file is anywhere near this; a bigger one is corrupt, not loaded.
+const MAX_FILE: usize = 4 * 1024 * 1024;
+
+/// A peer remembered across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PeerRecord {
+    #[n(0)]
+    pub name: String,
+    #[n(1)]
+    pub addr: String,
+    /// Unix seconds when it was last alive, to forget peers gone for weeks.
+    #[n(2)]
+    pub last_seen: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Peers {
+    #[n(0)]
+    pub peers: Vec<PeerRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Keyring {
+    /// 32-byte keys; the first is the primary (used for sending).
+    #[n(0)]
+    pub keys: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Catalog {
+    #[n(0)]
+    pub records: Vec<PublishSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Incarnation {
+    #[n(0)]
+    pub value: u64,
+}
+
+/// The outcome of reading one state file.
+#[derive(Debug)]
+pub enum Loaded<T> {
+    /// No such file: first start, or never written.
+    Missing,
+    Ok(T),
+    /// Torn, truncated, or not ours; moved aside. The message says why.
+    Corrupt(String),
+}
+
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating, mode 0700) the state directory.
+    pub fn open(dir: &Path) -> io::Result<StateDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Atomically replaces file `name` with `value`.
+    pub fn save<T: Encode<()>>(&self, name: &str, value: &T) -> io::Result<()> {
+        let body = minicbor::to_vec(value)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        nuvol_uci::write_atomic_bytes(&self.dir.join(name), &seal(&body))
+    }
+
+    /// Reads file `name`; a corrupt one is renamed to `NAME.corrupt`.
+    pub fn load<T>(&self, name: &str) -> Loaded<T>
+    where
+        T: for<'b> Decode<'b, ()>,
+    {
+        let path = self.dir.join(name);
+        let bytes = match read_bounded(&path) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Loaded::Missing,
+            Err(e) => return Loaded::Corrupt(format!("cannot read: {e}")),
+        };
+        let why = match open(&bytes) {
+            Ok(body) => match minicbor::decode::<T>(body) {
+                Ok(v) => return Loaded::Ok(v),
+                Err(e) => format!("undecodable contents: {e}"),
+            },
+            Err(why) => why,
+        };
+        let aside = self.dir.join(format!("{name}.corrupt"));
+        let _ = std::fs::rename(&path, &aside);
+        Loaded::Corrupt(why)
+    }
+
+    /// Loads a file, logging a warning (and falling back to the default) when
+    /// it is corrupt. This is what the agent uses at start.
+    pub fn load_or_warn<T>(&self, name: &str) -> T
+    where
+        T: for<'b> Decode<'b, ()> + Default,
+    {
+        match self.load(name) {
+            Loaded::Ok(v) => v,
+            Loaded::Missing => T::default(),
+            Loaded::Corrupt(why) => {
+                crate::log::warn(&format!(
+                    "state file {} is corrupt ({why}); moved to {}.corrupt, starting without it",
+                    self.dir.join(name).display(),
+                    name
+                ));
+                T::default()
+            }
+        }
+    }
+}
+
+fn read_bounded(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+fn seal(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32(body).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Checks the header and checksum; returns the body.
+fn open(bytes: &[u8]) -> Result<&[u8], String> {
+    if bytes.len() > MAX_FILE {
+        return Err(format!("over {MAX_FILE} bytes"));
+    }
+    if bytes.len() < HEADER {
+        return Err(format!("only {} bytes, shorter than its header", bytes.len()));
+    }
+    if &bytes[..4] != MAGIC {
+        return Err("not a nuvol state file".into());
+    }
+    if bytes[4] != VERSION {
+        return Err(format!("format version {} is not {VERSION}", bytes[4]));
+    }
+    let len = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) as usize;
+    let crc = u32::from_be_bytes([bytes[9], bytes[10], bytes[11], bytes[12]]);
+    let body = &bytes[HEADER..];
+    if body.len() != len {
+        return Err(format!("torn: header says {len} bytes, file has {}", body.len()));
+    }
+    if crc32(body) != crc {
+        return Err("checksum mismatch".into());
+    }
+    Ok(body)
+}
+
+/// CRC-32 (IEEE, as in zlib), bitwise: state files are small and rare.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("nuvol-state-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn crc32_matches_zlib() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn saved_state_loads_back() {
+        let d = tmp("roundtrip");
+        let s = StateDir::open(&d).unwrap();
+        let cat = Catalog {
+            records: vec![PublishSpec {
+                service_type: "http".into(),
+                port: 80,
+                description: "wiki".into(),
+                txt: vec![("path".into(), "/".into())],
+            }],
+        };
+        s.save("catalog", &cat).unwrap();
+        assert!(matches!(s.load::<Catalog>("catalog"), Loaded::Ok(c) if c == cat));
+        assert!(matches!(s.load::<Peers>("peers"), Loaded::Missing));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn every_truncation_is_detected_and_moved_aside() {
+        let d = tmp("torn");
+        let s = StateDir::open(&d).unwrap();
+        s.save("incarnation", &Incarnation { value: 42 }).unwrap();
+        let full = std::fs::read(d.join("incarnation")).unwrap();
+        for cut in 0..full.len() {
+            std::fs::write(d.join("incarnation"), &full[..cut]).unwrap();
+            match s.load::<Incarnation>("incarnation") {
+                Loaded::Corrupt(_) => {}
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+            assert!(d.join("incarnation.corrupt").exists());
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn flipped_bit_is_detected() {
+        let d = tmp("flip");
+        let s = StateDir::open(&d).unwrap();
+        s.save("peers", &Peers {
+            peers: vec![PeerRecord { name: "a".into(), addr: "1.2.3.4:5".into(), last_seen: 9 }],
+        })
+        .unwrap();
+        let mut bytes = std::fs::read(d.join("peers")).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x10;
+        std::fs::write(d.join("peers"), &bytes).unwrap();
+        assert!(matches!(s.load::<Peers>("peers"), Loaded::Corrupt(w) if w.contains("checksum")));
+        // And the agent's path falls back to empty rather than failing.
+        assert_eq!(s.load_or_warn::<Peers>("peers"), Peers::default());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn foreign_file_is_not_ours() {
+        let d = tmp("foreign");
+        let s = StateDir::open(&d).unwrap();
+        std::fs::write(d.join("keyring"), b"hello, I am a text file\n").unwrap();
+        assert!(matches!(s.load::<Keyring>("keyring"), Loaded::Corrupt(w) if w.contains("not a nuvol")));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
