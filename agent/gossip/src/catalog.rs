@@ -1,0 +1,170 @@
+//! Service records and each node's versioned catalog.
+//!
+//! A node owns a set of records keyed by `(type, port)`. Every change bumps
+//! the owner's catalog version and stamps the entry with it; a removal leaves
+//! a tombstone with its version, so an older copy of the record arriving late
+//! (after a partition, from a lagging peer) can never resurrect it. Receivers
+//! keep, per `(node, type, port)`, the entry with the highest version. Single
+//! changes spread as piggybacked updates; whole catalogs ride push-pull, so a
+//! catalog has no size limit (only one record must fit a datagram).
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use minicbor::{Decode, Encode};
+
+use crate::time::Instant;
+use crate::wire::CatalogEntry;
+
+/// Health of a published service, as its owner's checks see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[cbor(index_only)]
+pub enum Health {
+    #[n(0)]
+    Healthy,
+    #[n(1)]
+    Unhealthy,
+    /// No health check configured.
+    #[n(2)]
+    Unknown,
+}
+
+/// One announced service (Cloudy's avahi-ps fields).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct ServiceRecord {
+    #[n(0)]
+    pub service_type: String,
+    #[n(1)]
+    pub description: String,
+    /// Host name of the publishing node.
+    #[n(2)]
+    pub host: String,
+    #[n(3)]
+    pub ip: String,
+    #[n(4)]
+    pub port: u16,
+    #[n(5)]
+    pub microcloud: String,
+    /// `key=value` pairs, in the owner's order.
+    #[n(6)]
+    pub txt: Vec<(String, String)>,
+    #[n(7)]
+    pub health: Health,
+}
+
+/// What [`crate::Node::search`] looks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFilter {
+    /// Only records of this type (all types when `None`).
+    pub service_type: Option<String>,
+    /// Only records of this microcloud (every microcloud when `None`).
+    pub microcloud: Option<String>,
+}
+
+/// A search hit, with what the caller needs to rank it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResult {
+    /// The member that publishes it.
+    pub node: String,
+    pub record: ServiceRecord,
+    /// Estimated RTT to `node` in microseconds (0 for this node itself).
+    pub rtt_us: Option<u64>,
+    /// The publisher's `load` tag (1-minute load × 100), 0 when absent.
+    pub load_x100: u32,
+}
+
+impl SearchResult {
+    /// 0..=100, higher is better: starts from health, loses points for RTT
+    /// (1 per 2 ms, at most 60) and load (1 per 0.1 load, at most 20).
+    pub fn quality(&self) -> u8 {
+        let base: i64 = match self.record.health {
+            Health::Healthy => 100,
+            Health::Unknown => 90,
+            Health::Unhealthy => 30,
+        };
+        let rtt_penalty = match self.rtt_us {
+            Some(us) => ((us / 2000) as i64).min(60),
+            None => 30,
+        };
+        let load_penalty = i64::from(self.load_x100 / 10).min(20);
+        (base - rtt_penalty - load_penalty).clamp(0, 100) as u8
+    }
+}
+
+/// One record slot of a catalog: the record, or a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub version: u64,
+    pub record: Option<ServiceRecord>,
+    /// When the tombstone was learnt (for reaping); unused for live records.
+    pub since: Instant,
+}
+
+/// The catalog of one node as this node knows it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NodeCatalog {
+    /// Highest entry version seen.
+    pub version: u64,
+    pub slots: BTreeMap<(String, u16), Slot>,
+}
+
+/// What applying an entry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Older or equal to what we hold: nothing changed.
+    Stale,
+    Up(ServiceRecord),
+    Changed(ServiceRecord),
+    Down(ServiceRecord),
+    /// A tombstone for a record we never had.
+    Tombstone,
+}
+
+impl NodeCatalog {
+    pub(crate) fn apply(&mut self, entry: &CatalogEntry, now: Instant) -> Applied {
+        let key = (entry.service_type.clone(), entry.port);
+        if let Some(slot) = self.slots.get(&key) {
+            if slot.version >= entry.version {
+                return Applied::Stale;
+            }
+        }
+        self.version = self.version.max(entry.version);
+        let old = self.slots.insert(
+            key,
+            Slot {
+                version: entry.version,
+                record: entry.record.clone(),
+                since: now,
+            },
+        );
+        let old = old.and_then(|s| s.record);
+        match (old, &entry.record) {
+            (None, Some(r)) => Applied::Up(r.clone()),
+            (Some(_), Some(r)) => Applied::Changed(r.clone()),
+            (Some(o), None) => Applied::Down(o),
+            (None, None) => Applied::Tombstone,
+        }
+    }
+
+    pub(crate) fn entries(&self) -> Vec<CatalogEntry> {
+        self.slots
+            .iter()
+            .map(|((t, p), s)| CatalogEntry {
+                version: s.version,
+                service_type: t.clone(),
+                port: *p,
+                record: s.record.clone(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn live(&self) -> impl Iterator<Item = &ServiceRecord> {
+        self.slots.values().filter_map(|s| s.record.as_ref())
+    }
+
+    /// Drop tombstones older than `retention`.
+    pub(crate) fn reap(&mut self, now: Instant, retention: core::time::Duration) {
+        self.slots
+            .retain(|_, s| s.record.is_some() || now.saturating_since(s.since) < retention);
+    }
+}
