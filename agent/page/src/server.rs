@@ -128,15 +128,30 @@ fn connection(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let deadline = Instant::now() + REQUEST_DEADLINE;
-    let (head, body) = match read_request(&mut stream, deadline) {
-        Ok(x) => x,
+    let (reply, head_only) = match read_request(&mut stream, deadline) {
+        Ok((head, body)) => (respond(shared, &head, &body), head.method == "HEAD"),
         Err(ReadError::Io) => return Ok(()),
-        Err(ReadError::Status(status, msg)) => {
-            return write_http(&mut stream, &Reply::html(status, msg.into()), false);
-        }
+        Err(ReadError::Status(status, msg)) => (Reply::html(status, msg.into()), false),
     };
-    let reply = respond(shared, &head, &body);
-    write_http(&mut stream, &reply, head.method == "HEAD")
+    write_http(&mut stream, &reply, head_only)?;
+    linger(&mut stream);
+    Ok(())
+}
+
+/// Closes gently: closing with unread input makes the kernel send a reset,
+/// which can destroy the answer (a 413 for a body we refused to read) before
+/// the client reads it. So stop writing, then drain a bounded amount for a
+/// bounded time.
+fn linger(stream: &mut TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut sink = [0u8; 4096];
+    for _ in 0..32 {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
 }
 
 fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<(Head, Vec<u8>), ReadError> {
