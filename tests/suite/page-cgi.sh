@@ -120,10 +120,14 @@ TOKEN=$(grep -o 'name=csrf value="[^"]*"' "$WORK/body" | head -1 | sed 's/.*valu
 BEFORE=$(changes)
 req root:rootpw POST /install 'template=offline&name='
 [ "$STATUS" = 403 ] || fail "POST without token -> $STATUS"
-req root:rootpw POST /install "template=offline&name=&csrf=${TOKEN%?}0"
+case $TOKEN in *0) WRONG=${TOKEN%?}1 ;; *) WRONG=${TOKEN%?}0 ;; esac
+req root:rootpw POST /install "template=offline&name=&csrf=$WRONG"
 [ "$STATUS" = 403 ] || fail "POST with wrong token -> $STATUS"
 req guest:guestpw POST /install "template=offline&name=&csrf=$TOKEN"
 [ "$STATUS" = 403 ] || fail "POST by a user not allowed -> $STATUS"
+STATUS=$(curl -s -o /dev/null -w '%{http_code}' -u root:rootpw -H 'Referer: http://evil.example/x' \
+    --data-binary "template=offline&name=&csrf=$TOKEN" "$BASE/install")
+[ "$STATUS" = 403 ] || fail "POST with the right token from another site -> $STATUS"
 [ "$(changes)" = "$BEFORE" ] || fail "a refused POST reached the agent: $(tail -3 "$LOG")"
 req root:rootpw POST /install "template=offline&name=&csrf=$TOKEN"
 [ "$STATUS" = 303 ] || fail "POST with token -> $STATUS"

@@ -6,8 +6,9 @@
 //!
 //! * `REQUEST_METHOD`, `PATH_INFO` (the view), `SCRIPT_NAME` (link base),
 //!   `QUERY_STRING`, `CONTENT_LENGTH`, `CONTENT_TYPE`, `REMOTE_USER`;
-//! * of the `HTTP_*` variables only `HTTP_HOST` and `HTTP_ORIGIN`, which uhttpd
-//!   forwards (it drops unknown headers);
+//! * of the `HTTP_*` variables only `HTTP_HOST`, `HTTP_REFERER` (both forwarded
+//!   by uhttpd, which drops other headers) and `HTTP_ORIGIN` when a server
+//!   does forward it;
 //! * the body is read only up to `CONTENT_LENGTH`, and only when that is at
 //!   most [`crate::route::MAX_BODY`]; otherwise the answer is 413 unread;
 //! * the answer starts with `Status: NNN Reason`;
@@ -49,20 +50,26 @@ pub fn now_s() -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether `origin` (an `Origin` header) names the same host as `host` (the
-/// `Host` header). Absent `Origin` counts as same-origin: old browsers and
-/// command-line clients do not send it, and the CSRF token still applies.
-pub fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
-    let Some(origin) = origin.map(str::trim).filter(|o| !o.is_empty()) else {
+/// Whether the browser says the request came from a page of this host: the
+/// `Origin` header when sent, else the `Referer` (uhttpd forwards `Referer`
+/// but not `Origin`), compared with `Host`. Neither header counts as
+/// same-origin: command-line clients send neither, and the CSRF token still
+/// applies. This is a second lock, never the only one.
+pub fn same_origin(origin: Option<&str>, referer: Option<&str>, host: Option<&str>) -> bool {
+    fn nonempty(h: Option<&str>) -> Option<&str> {
+        h.map(str::trim).filter(|v| !v.is_empty())
+    }
+    let Some(claimed) = nonempty(origin).or(nonempty(referer)) else {
         return true;
     };
-    let Some(host) = host.map(str::trim) else {
+    let Some(host) = nonempty(host) else {
         return false;
     };
-    let rest = origin
+    let rest = claimed
         .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    rest.is_some_and(|r| r.eq_ignore_ascii_case(host))
+        .or_else(|| claimed.strip_prefix("https://"));
+    let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    authority.is_some_and(|a| a.eq_ignore_ascii_case(host))
 }
 
 /// Serves one CGI request: reads what it needs from `env` and `stdin`, writes
@@ -179,7 +186,11 @@ fn answer(
     let now = now_s();
     let mut req = HttpRequest {
         binding: &binding,
-        same_origin: same_origin(env("HTTP_ORIGIN").as_deref(), env("HTTP_HOST").as_deref()),
+        same_origin: same_origin(
+            env("HTTP_ORIGIN").as_deref(),
+            env("HTTP_REFERER").as_deref(),
+            env("HTTP_HOST").as_deref(),
+        ),
         ..anon.clone()
     };
     let mut body = Vec::new();
@@ -242,7 +253,8 @@ pub fn write_cgi(out: &mut dyn Write, reply: &Reply, head_only: bool) -> io::Res
         route::reason(reply.status)
     ));
     head.push_str(&format!("Content-Type: {}\r\n", reply.content_type));
-    head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    // No Content-Length: uhttpd frames the body itself (chunked on HTTP/1.1)
+    // and passes our headers through, and both together confuse clients.
     for (k, v) in SECURITY_HEADERS {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -263,11 +275,30 @@ mod tests {
 
     #[test]
     fn origin_must_match_host_when_sent() {
-        assert!(same_origin(None, Some("r:80")));
-        assert!(same_origin(Some("http://r:80"), Some("r:80")));
-        assert!(same_origin(Some("https://Router"), Some("router")));
-        assert!(!same_origin(Some("http://evil.example"), Some("router")));
-        assert!(!same_origin(Some("null"), Some("router")));
-        assert!(!same_origin(Some("http://router"), None));
+        assert!(same_origin(None, None, Some("r:80")));
+        assert!(same_origin(Some("http://r:80"), None, Some("r:80")));
+        assert!(same_origin(Some("https://Router"), None, Some("router")));
+        assert!(!same_origin(
+            Some("http://evil.example"),
+            None,
+            Some("router")
+        ));
+        assert!(!same_origin(Some("null"), None, Some("router")));
+        assert!(!same_origin(Some("http://router"), None, None));
+        assert!(same_origin(
+            None,
+            Some("http://router/cgi-bin/nuvol/apps?x"),
+            Some("router")
+        ));
+        assert!(!same_origin(
+            None,
+            Some("http://router.evil.example/x"),
+            Some("router")
+        ));
+        assert!(!same_origin(
+            Some("http://evil.example"),
+            Some("http://router/"),
+            Some("router")
+        ));
     }
 }

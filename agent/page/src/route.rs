@@ -294,7 +294,7 @@ fn get_view(
                 r => return Err(unexpected(r)),
             };
             match page.as_mut() {
-                Some(p) => views::search(p, &found, scope, selected),
+                Some(p) => views::search(p, &found, scope, selected, query.get("all").is_some()),
                 None => {
                     let picked: Vec<_> = found
                         .into_iter()

@@ -114,6 +114,7 @@ struct Head {
     chunked: bool,
     cookie: Option<String>,
     origin: Option<String>,
+    referer: Option<String>,
     host: Option<String>,
     content_type: Option<String>,
 }
@@ -222,6 +223,7 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
             "transfer-encoding" => head.chunked = true,
             "cookie" => head.cookie = Some(value),
             "origin" => head.origin = Some(value),
+            "referer" => head.referer = Some(value),
             "host" => head.host = Some(value),
             "content-type" => head.content_type = Some(value),
             _ => {}
@@ -241,7 +243,11 @@ fn cookie_value<'a>(cookies: &'a str, name: &str) -> Option<&'a str> {
 fn respond(shared: &Shared, head: &Head, body: &[u8]) -> Reply {
     let now = now_s();
     let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
-    let same = same_origin(head.origin.as_deref(), head.host.as_deref());
+    let same = same_origin(
+        head.origin.as_deref(),
+        head.referer.as_deref(),
+        head.host.as_deref(),
+    );
     let json = query.split('&').any(|kv| kv == "format=json");
     if head.method == "POST" {
         let ctype = head.content_type.as_deref().unwrap_or("");
@@ -417,7 +423,7 @@ mod tests {
             cookie_value(h.cookie.as_deref().unwrap(), COOKIE),
             Some("abc")
         );
-        assert!(same_origin(h.origin.as_deref(), h.host.as_deref()));
+        assert!(same_origin(h.origin.as_deref(), None, h.host.as_deref()));
     }
 
     #[test]

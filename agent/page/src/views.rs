@@ -388,8 +388,10 @@ pub fn members(p: &mut Page, members: &[MemberView]) {
 
 /// Service search: scope switch, a tab per type seen, and the results of the
 /// selected type (all when `selected` is empty), best quality first as the
-/// agent sorted them.
-pub fn search(p: &mut Page, results: &[ServiceView], scope: Scope, selected: &str) {
+/// agent sorted them. Unless `show_all`, only the best [`SEARCH_ROWS`] are
+/// listed, with a link to the rest: a phone on a lossy link should not pull a
+/// 150 kB page to see the top of the list.
+pub fn search(p: &mut Page, results: &[ServiceView], scope: Scope, selected: &str, show_all: bool) {
     p.h1("Search services");
     let mut types: Vec<&str> = results.iter().map(|s| s.service_type.as_str()).collect();
     types.sort_unstable();
@@ -433,12 +435,18 @@ pub fn search(p: &mut Page, results: &[ServiceView], scope: Scope, selected: &st
         "Microcloud",
         "",
     ]);
-    let mut rows = 0;
-    for s in results
-        .iter()
-        .filter(|s| selected.is_empty() || s.service_type == selected)
-    {
-        rows += 1;
+    let matching = || {
+        results
+            .iter()
+            .filter(|s| selected.is_empty() || s.service_type == selected)
+    };
+    let total = matching().count();
+    let shown = if show_all {
+        total
+    } else {
+        total.min(SEARCH_ROWS)
+    };
+    for s in matching().take(shown) {
         p.out.push_str("<tr>");
         p.td("Quality");
         let q = s.quality.min(100);
@@ -467,8 +475,25 @@ pub fn search(p: &mut Page, results: &[ServiceView], scope: Scope, selected: &st
         }
         p.out.push_str("</td></tr>");
     }
-    p.end_table(rows, 8, "No services found.");
+    p.end_table(shown, 8, "No services found.");
+    if shown < total {
+        p.out.push_str("<p><a href=\"");
+        p.link("/search");
+        let mut q = String::from("?all=1&scope=");
+        q.push_str(scope.as_str());
+        if !selected.is_empty() {
+            q.push_str("&type=");
+            url_component(&mut q, selected);
+        }
+        attr(&mut p.out, &q);
+        p.out.push_str("\">Show all ");
+        p.out.push_str(&total.to_string());
+        p.out.push_str(" results</a></p>");
+    }
 }
+
+/// Rows a search page lists before "show all".
+pub const SEARCH_ROWS: usize = 100;
 
 /// Supervised instances with their controls, then this node's own records
 /// with unpublish buttons and a form to publish a new one.

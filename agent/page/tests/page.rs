@@ -70,7 +70,22 @@ fn cgi(
     body: &str,
     user: Option<&str>,
 ) -> Answer {
+    cgi_with(page, method, path, query, body, user, &[])
+}
+
+fn cgi_with(
+    page: &PageConfig,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &str,
+    user: Option<&str>,
+    extra: &[(&'static str, &str)],
+) -> Answer {
     let mut env: HashMap<&str, String> = HashMap::new();
+    for (k, v) in extra {
+        env.insert(k, v.to_string());
+    }
     env.insert("GATEWAY_INTERFACE", "CGI/1.1".into());
     env.insert("REQUEST_METHOD", method.into());
     env.insert("SCRIPT_NAME", "/cgi-bin/nuvol".into());
@@ -270,6 +285,44 @@ fn post_without_or_with_wrong_csrf_token_changes_nothing() {
         agent.changes(),
         vec!["AppInstall { template: \"offline\", name: \"offline\" }"]
     );
+}
+
+#[test]
+fn post_from_another_site_is_refused_even_with_a_valid_token() {
+    let (agent, page) = setup("referer");
+    let token = csrf_of(&get(&page, "/events", "").body);
+    let body = format!("name=deploy&payload=x&csrf={token}");
+    for (k, v) in [
+        ("HTTP_REFERER", "http://evil.example/page"),
+        ("HTTP_ORIGIN", "http://evil.example"),
+    ] {
+        let a = cgi_with(&page, "POST", "/event", "", &body, Some("root"), &[(k, v)]);
+        assert_eq!(a.status, 403, "{k}");
+    }
+    assert!(agent.changes().is_empty());
+    let own = [("HTTP_REFERER", "http://router/cgi-bin/nuvol/events")];
+    let a = cgi_with(&page, "POST", "/event", "", &body, Some("root"), &own);
+    assert_eq!(a.status, 303);
+    assert_eq!(a.header("Location"), Some("/cgi-bin/nuvol/events?sent=1"));
+    assert_eq!(agent.changes().len(), 1);
+}
+
+#[test]
+fn search_lists_the_best_rows_and_links_to_the_rest() {
+    let dir = tmpdir("many");
+    let agent = FakeAgent::start(&dir.join("nuvol.sock"), Model::scaled(100, 300), None);
+    let page = PageConfig::new(&agent.path, &dir);
+    let a = get(&page, "/search", "scope=global");
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.body.matches("<td data-l=\"Host\">").count(),
+        nuvol_page::views::SEARCH_ROWS
+    );
+    assert!(a
+        .body
+        .contains("?all=1&amp;scope=global\">Show all 301 results</a>"));
+    let all = get(&page, "/search", "scope=global&all=1");
+    assert_eq!(all.body.matches("<td data-l=\"Host\">").count(), 301); // 300 peers + our own
 }
 
 #[test]
