@@ -30,6 +30,21 @@
 //! * [`hash_password`] makes the `option password_hash` string for the
 //!   built-in server's login (suggested CLI: `nuvol page-passwd`).
 //!
+//! # Under uhttpd (OpenWRT)
+//!
+//! The package links `/www/cgi-bin/nuvol` to the `nuvol` binary (it runs as
+//! CGI when `GATEWAY_INTERFACE` is set) and protects it with uhttpd's basic
+//! auth, using the system password of `root`:
+//!
+//! ```text
+//! # /etc/httpd.conf  (uhttpd: option config '/etc/httpd.conf' in /etc/config/uhttpd)
+//! /cgi-bin/nuvol:root:$p$root
+//! ```
+//!
+//! uhttpd then sets `REMOTE_USER`, which must be in `list allowed_user` of the
+//! `page` section (default `root`). Without that entry the page answers 403 and
+//! says why. See [`auth`] for every `page` option.
+//!
 //! # Routes (below `/cgi-bin/nuvol` for the CGI, `/` for the built-in server)
 //!
 //! GET `/`, `/members`, `/search?scope=microcloud|global&type=T`, `/services`,

@@ -86,7 +86,7 @@ a{color:#17497a}\
 .tabs a.on{background:#17497a;border-color:#17497a;color:#fff}\
 .tabs span{margin-right:.5em;color:#52606d}\
 button,input[type=submit]{font:inherit;padding:.3em .8em;margin:.1em .2em .1em 0;border:1px solid #9fb3c8;border-radius:4px;background:#fff;cursor:pointer}\
-button.go{background:#17497a;border-color:#17497a;color:#fff}\
+button.go{background:#17497a;border-color:#17497a;color:#fff}button.bad{color:#b42318;border-color:#e8a3a3}\
 input,textarea,select{font:inherit;padding:.3em;border:1px solid #bcccdc;border-radius:4px;max-width:100%}\
 form.i{display:inline}\
 label{display:block;margin:.4em 0}\
@@ -187,17 +187,20 @@ impl Page {
         self.out.push_str("\">");
     }
 
-    /// A one-button form posting `fields` to `action`.
-    pub fn button(&mut self, action: &str, fields: &[(&str, &str)], label: &str, primary: bool) {
+    /// A one-button form posting `fields` to `action`; `class` is `go`
+    /// (the expected next step), `bad` (destructive) or empty.
+    pub fn button(&mut self, action: &str, fields: &[(&str, &str)], label: &str, class: &str) {
         self.form(action, true);
         for (k, v) in fields {
             self.hidden(k, v);
         }
-        self.out.push_str(if primary {
-            "<button class=go>"
+        if class.is_empty() {
+            self.out.push_str("<button>");
         } else {
-            "<button>"
-        });
+            self.out.push_str("<button class=");
+            self.out.push_str(class);
+            self.out.push('>');
+        }
         self.out.push_str(label);
         self.out.push_str("</button></form>");
     }
@@ -299,10 +302,10 @@ pub fn fmt_age(s: u64) -> String {
 }
 
 fn fmt_kb(kb: u64) -> String {
-    if kb >= 10 * 1024 {
-        format!("{} MB", kb / 1024)
-    } else {
-        format!("{kb} kB")
+    match kb {
+        0..=1023 => format!("{kb} kB"),
+        1024..=10239 => format!("{}.{} MB", kb / 1024, kb % 1024 * 10 / 1024),
+        _ => format!("{} MB", kb / 1024),
     }
 }
 
@@ -362,7 +365,7 @@ pub fn overview(p: &mut Page, i: &NodeInfo) {
     p.form("/join", false);
     p.out.push_str("<label>Addresses (ip:port, separated by spaces) <input name=addrs size=40 required></label><button class=go>Join</button></form>");
     p.h2("Leave");
-    p.button("/leave", &[], "Leave the microcloud", false);
+    p.button("/leave", &[], "Leave the microcloud", "");
 }
 
 /// Members with state, microcloud, estimated RTT and age of their state.
@@ -541,20 +544,20 @@ pub fn services(p: &mut Page, instances: &[InstanceView], records: &[ServiceView
                 "/service",
                 &[("name", name), ("action", "stop")],
                 "Stop",
-                false,
+                "",
             );
             p.button(
                 "/service",
                 &[("name", name), ("action", "restart")],
                 "Restart",
-                false,
+                "",
             );
         } else {
             p.button(
                 "/service",
                 &[("name", name), ("action", "start")],
                 "Start",
-                true,
+                "go",
             );
         }
         if i.published {
@@ -562,14 +565,14 @@ pub fn services(p: &mut Page, instances: &[InstanceView], records: &[ServiceView
                 "/service",
                 &[("name", name), ("action", "unpublish")],
                 "Unpublish",
-                false,
+                "",
             );
         } else {
             p.button(
                 "/service",
                 &[("name", name), ("action", "publish")],
                 "Publish",
-                false,
+                "",
             );
         }
         p.out.push_str("</td></tr>");
@@ -592,7 +595,7 @@ pub fn services(p: &mut Page, instances: &[InstanceView], records: &[ServiceView
             "/unpublish",
             &[("type", &r.service_type), ("port", &port)],
             "Unpublish",
-            false,
+            "",
         );
         p.out.push_str("</td></tr>");
     }
@@ -650,13 +653,13 @@ pub fn apps(p: &mut Page, templates: &[TemplateView], apps: &[AppView]) {
         p.td("Actions");
         let name = a.name.as_str();
         if a.state.eq_ignore_ascii_case("running") {
-            p.button("/app", &[("name", name), ("action", "stop")], "Stop", false);
+            p.button("/app", &[("name", name), ("action", "stop")], "Stop", "");
         } else {
             p.button(
                 "/app",
                 &[("name", name), ("action", "start")],
                 "Start",
-                true,
+                "go",
             );
         }
         if a.published {
@@ -664,21 +667,21 @@ pub fn apps(p: &mut Page, templates: &[TemplateView], apps: &[AppView]) {
                 "/app",
                 &[("name", name), ("action", "unpublish")],
                 "Unpublish",
-                false,
+                "",
             );
         } else {
             p.button(
                 "/app",
                 &[("name", name), ("action", "publish")],
                 "Publish",
-                false,
+                "",
             );
         }
         p.button(
             "/app",
             &[("name", name), ("action", "uninstall")],
             "Uninstall",
-            false,
+            "bad",
         );
         p.out.push_str("</td></tr>");
     }
@@ -697,7 +700,7 @@ pub fn apps(p: &mut Page, templates: &[TemplateView], apps: &[AppView]) {
         p.td_text("Template", &t.name);
         p.td_text("Description", &t.description);
         p.td_text("Version", &t.version);
-        p.td_text("Architectures", &t.architectures.join(" "));
+        p.td_text("Arch", &t.architectures.join(" "));
         p.td("Install");
         if t.installed {
             p.out.push_str("installed");

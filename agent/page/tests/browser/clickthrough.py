@@ -109,7 +109,14 @@ try:
     click(row + "//button[normalize-space()='Publish']")
     find(row + "//td[@data-l='Published'][normalize-space()='yes']")
     shot("page-apps.png")
-    go("/services")
     print("clickthrough: install -> start -> publish done")
+    for name, path in [("overview", "/"), ("members", "/members"), ("services", "/services"), ("events", "/events")]:
+        go(path)
+        find("//main/h1")
+        shot(f"page-{name}.png")
+    call("POST", S + "/window/rect", {"width": 400, "height": 860})
+    go("/apps")
+    find("//main/h1")
+    shot("page-apps-phone.png")
 finally:
     call("DELETE", S)
