@@ -492,7 +492,7 @@ impl Apps {
             return Err(AppError::Host(problems));
         }
         if let Mode::Bridge(b) = &self.settings.network {
-            if !net::bridge_exists(b) {
+            if !net::interface_exists(b) {
                 return Err(AppError::Network(format!(
                     "bridge {b} does not exist (OpenWRT: br-lan; set option bridge in the app section)"
                 )));

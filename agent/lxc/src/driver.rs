@@ -46,6 +46,10 @@ impl Default for Timeouts {
     }
 }
 
+/// Config lines a container from a bare rootfs tarball needs (a template
+/// would have written them): device nodes, /proc, /sys and its cgroup view.
+const ROOTFS_BASE: &str = "lxc.autodev = 1\nlxc.mount.auto = proc:mixed sys:ro cgroup:mixed\nlxc.tty.max = 0\nlxc.pty.max = 8\nlxc.cap.drop = sys_module mac_admin mac_override sys_time\n";
+
 /// Where a container's root filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -323,15 +327,24 @@ impl Lxc {
                 "--arch".into(),
                 arch.download_name().into(),
             ]),
-            // No template: lxc-create makes the config and an empty rootfs
-            // directory, and the tarball is unpacked into it below.
-            Source::Rootfs(_) => {}
+            // No template: lxc-create writes only the config; the rootfs
+            // directory is made and the tarball unpacked below.
+            Source::Rootfs(_) => argv.extend(["-t".into(), "none".into()]),
         }
         let made = self
             .call("create", name, &argv, self.timeouts.create)
             .and_then(|_| {
                 if let Source::Rootfs(tarball) = source {
-                    let rootfs = self.rootfs(name)?;
+                    let rootfs = self.dir(name).join("rootfs");
+                    std::fs::create_dir_all(&rootfs).map_err(|error| LxcError::Io {
+                        what: format!("creating {}", rootfs.display()),
+                        error,
+                    })?;
+                    let lines = format!(
+                        "lxc.rootfs.path = dir:{}\nlxc.uts.name = {name}\n",
+                        rootfs.display()
+                    );
+                    self.append_config(name, &lines)?;
                     let tar = [
                         "tar".to_string(),
                         "-x".into(),
@@ -341,6 +354,8 @@ impl Lxc {
                         rootfs.to_string_lossy().into_owned(),
                     ];
                     self.call("unpack rootfs for", name, &tar, self.timeouts.create)?;
+                    // No template wrote the basics a bare rootfs needs.
+                    self.append_config(name, ROOTFS_BASE)?;
                 }
                 Ok(())
             });
@@ -395,13 +410,26 @@ impl Lxc {
             return Err(LxcError::NotFound(name.to_string()));
         }
         let sets: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut rest = vec!["-d"];
+        // lxc-start's stderr only says "see the log": keep one, and quote it.
+        let log = self.dir(name).join(START_LOG);
+        let _ = std::fs::remove_file(&log);
+        let log_arg = log.to_string_lossy().into_owned();
+        let mut rest = vec!["-d", "-o", &log_arg, "-l", "ERROR"];
         for s in &sets {
             rest.extend(["-s", s.as_str()]);
         }
         let argv = self.argv("lxc-start", name, &rest);
-        self.call("start", name, &argv, self.timeouts.start)?;
-        self.wait_state(name, &State::Running, self.timeouts.start)
+        let started = self
+            .call("start", name, &argv, self.timeouts.start)
+            .and_then(|_| self.wait_state(name, &State::Running, self.timeouts.start));
+        started.map_err(|e| match e {
+            LxcError::Failed { op, name, reason } => LxcError::Failed {
+                op,
+                reason: log_reason(&log).unwrap_or(reason),
+                name,
+            },
+            other => other,
+        })
     }
 
     /// The foreground command a supervisor can own as its child: it runs as
@@ -601,6 +629,22 @@ impl Lxc {
     }
 }
 
+/// The log `lxc-start` writes errors to, inside the container directory.
+pub const START_LOG: &str = "start.log";
+
+/// The first error lines of an LXC log (the cause comes first; what follows
+/// is the fallout), without LXC's timestamps and source locations.
+fn log_reason(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" ERROR "))
+        .map(|l| l.rsplit_once(" - ").map(|(_, m)| m).unwrap_or(l).trim())
+        .take(2)
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("; "))
+}
+
 /// The rootfs directory from an LXC config (`lxc.rootfs.path = [dir:]PATH`).
 fn rootfs_from_config(text: &str) -> Option<PathBuf> {
     let value = text.lines().rev().find_map(|l| {
@@ -656,6 +700,25 @@ mod tests {
             assert!(!valid_name(bad), "{bad:?}");
         }
         assert!(valid_name("web-2"));
+    }
+
+    #[test]
+    fn start_failure_quotes_the_first_log_errors() {
+        let dir = std::env::temp_dir().join(format!("nuvol-lxc-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("start.log");
+        std::fs::write(
+            &log,
+            "lxc-start d1 20261121002412.429 ERROR    network - ../src/lxc/network.c:netdev_configure_server_veth:711 - No such file or directory - Failed to attach \"veth1\" to bridge \"nvbr0\"\n\
+             lxc-start d1 20261121002412.455 ERROR    start - ../src/lxc/start.c:lxc_spawn:1840 - Failed to create the network\n\
+             lxc-start d1 20261121002412.456 ERROR    lxc_start - ../src/lxc/tools/lxc_start.c:main:306 - The container failed to start\n",
+        )
+        .unwrap();
+        assert_eq!(
+            log_reason(&log).unwrap(),
+            "Failed to attach \"veth1\" to bridge \"nvbr0\"; Failed to create the network"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

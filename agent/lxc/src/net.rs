@@ -131,14 +131,23 @@ pub fn lxc_config(mode: &Mode, addr: Option<(Ipv4Addr, Subnet, Ipv4Addr)>) -> St
     }
 }
 
-/// Whether a bridge of that name exists in this network namespace.
-pub fn bridge_exists(bridge: &str) -> bool {
-    !bridge.is_empty()
-        && !bridge.contains('/')
-        && Path::new("/sys/class/net")
-            .join(bridge)
-            .join("bridge")
-            .is_dir()
+/// Whether an interface of that name exists in this thread's network
+/// namespace. `/proc/thread-self/net/dev` follows the caller's namespace,
+/// where `/sys/class/net` shows the namespace sysfs was mounted in.
+pub fn interface_exists(name: &str) -> bool {
+    let text = std::fs::read_to_string("/proc/thread-self/net/dev")
+        .or_else(|_| std::fs::read_to_string("/proc/self/net/dev"))
+        .unwrap_or_default();
+    interface_listed(&text, name)
+}
+
+fn interface_listed(net_dev: &str, name: &str) -> bool {
+    !name.is_empty()
+        && net_dev
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split_once(':'))
+            .any(|(iface, _)| iface.trim() == name)
 }
 
 /// One published port forwarded to a container.
@@ -254,6 +263,14 @@ mod tests {
         assert!(c.contains("lxc.net.0.ipv4.address = 10.213.0.5/24\n"));
         assert!(c.contains("lxc.net.0.ipv4.gateway = 10.213.0.1\n"));
         assert_eq!(lxc_config(&Mode::Host, None), "lxc.net.0.type = none\n");
+    }
+
+    #[test]
+    fn interfaces_are_read_from_proc_net_dev() {
+        let text = "Inter-|   Receive\n face |bytes\n    lo: 1 2 3\nbr-lan: 4 5 6\n";
+        assert!(interface_listed(text, "br-lan"));
+        assert!(!interface_listed(text, "br"));
+        assert!(!interface_listed(text, ""));
     }
 
     #[test]
