@@ -174,6 +174,11 @@ pub fn service_from_section(section: &Section, file: &str) -> Result<ServiceDef,
     def.origin = Origin {
         file: file.into(),
         line: section.line,
+        option_lines: section
+            .options
+            .iter()
+            .map(|o| (o.name.clone(), o.line))
+            .collect(),
     };
     for (opt, item) in r.items("env") {
         let (k, v) = item

@@ -5,5 +5,7 @@ extern crate alloc;
 
 #[cfg(feature = "uci")]
 pub mod config;
+#[cfg(feature = "os")]
+pub mod os;
 pub mod policy;
 pub mod service;

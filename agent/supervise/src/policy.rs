@@ -582,7 +582,7 @@ impl Instance {
                 self.log(Level::Info, format!("stopped ({status})"));
                 if then == Goal::Up {
                     self.crashes = 0;
-                    self.restarts += 1;
+                    self.restarts = self.restarts.saturating_add(1);
                     self.spawn_when_allowed(now);
                 } else {
                     self.state = State::Stopped;
@@ -602,10 +602,7 @@ impl Instance {
         if self.life_timer.as_ref().is_some_and(due) {
             self.life_timer = None;
             match self.state {
-                State::Backoff => {
-                    self.restarts += 1;
-                    self.spawn(now);
-                }
+                State::Backoff => self.spawn(now),
                 State::Stopping {
                     pid,
                     killed: false,
@@ -743,6 +740,7 @@ impl Instance {
             );
             return;
         }
+        self.restarts = self.restarts.saturating_add(1);
         let delay = self.respawn_delay(respawn);
         let mut at = now + delay;
         if let Some(last) = self.last_spawn {
@@ -1121,6 +1119,24 @@ mod tests {
         );
         assert_eq!(acts(&mut i), vec![Action::Spawn]);
         assert_eq!(i.status().crashes, 0);
+        assert_eq!(i.status().restarts, 1);
+    }
+
+    /// Regression: a restart inside the spawn gap went through backoff and
+    /// was counted twice.
+    #[test]
+    fn restart_within_the_spawn_gap_counts_once() {
+        let mut i = started(quick(5), 100);
+        i.handle(Duration::from_millis(100), Event::Restart);
+        i.handle(
+            Duration::from_millis(200),
+            Event::Exited {
+                pid: 100,
+                status: ExitStatus::Signaled(15),
+            },
+        );
+        assert_eq!(i.status().state, StateName::Backoff);
+        fire(&mut i);
         assert_eq!(i.status().restarts, 1);
     }
 

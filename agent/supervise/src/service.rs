@@ -41,7 +41,21 @@ pub struct ServiceDef {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origin {
     pub file: String,
+    /// Line of `config service`.
     pub line: u32,
+    /// Line of each option, so that checks made later (an account that does
+    /// not exist) can still point at the right line.
+    pub option_lines: Vec<(String, u32)>,
+}
+
+impl Origin {
+    /// Line of option `name`, or of the section when it was not written.
+    pub fn line_of(&self, name: &str) -> u32 {
+        self.option_lines
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(self.line, |(_, l)| *l)
+    }
 }
 
 impl ServiceDef {
