@@ -498,3 +498,58 @@ fn restart_and_reload_reach_the_process() {
     ));
     sup.shutdown();
 }
+
+#[test]
+fn apply_starts_new_stops_removed_and_restarts_changed_services() {
+    let dir = temp_dir("apply");
+    let keep = sh("apply-keep", "exec sleep 60");
+    let gone = sh("apply-gone", "exec sleep 60");
+    let (sup, _) = supervise(&dir, vec![keep.clone(), gone.clone()]);
+    let running = |sup: &Supervisor, n: &str| status(sup, n).state == "running";
+    assert!(wait_until(Duration::from_secs(5), || running(
+        &sup,
+        "apply-keep"
+    ) && running(
+        &sup,
+        "apply-gone"
+    )));
+    let keep_pid = status(&sup, "apply-keep").pid;
+    let gone_pid = status(&sup, "apply-gone").pid.unwrap();
+
+    let mut changed_policy = keep.clone();
+    changed_policy.policy.term_timeout = Duration::from_secs(2);
+    let new = sh("apply-new", "echo on stderr >&2; exec sleep 60");
+    sup.apply(vec![changed_policy.clone(), new]).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || running(
+        &sup,
+        "apply-new"
+    )));
+    assert!(wait_until(Duration::from_secs(5), || sup
+        .status("apply-gone")
+        .is_err()));
+    assert!(!alive(gone_pid));
+    assert_eq!(
+        status(&sup, "apply-keep").pid,
+        keep_pid,
+        "a policy change alone does not restart"
+    );
+    assert!(wait_until(Duration::from_secs(5), || sup
+        .logs("apply-new", 5)
+        .unwrap()
+        .contains(&"on stderr".to_string())));
+
+    let mut changed_command = changed_policy;
+    changed_command.command = vec!["sleep".into(), "61".into()];
+    sup.apply(vec![
+        changed_command,
+        sh("apply-new", "echo on stderr >&2; exec sleep 60"),
+    ])
+    .unwrap();
+    assert!(wait_until(Duration::from_secs(8), || {
+        let v = status(&sup, "apply-keep");
+        v.state == "running" && v.pid != keep_pid
+    }));
+    let names: Vec<_> = sup.list().unwrap().into_iter().map(|v| v.name).collect();
+    assert_eq!(names, ["apply-keep", "apply-new"]);
+    sup.shutdown();
+}
