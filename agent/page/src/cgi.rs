@@ -130,6 +130,25 @@ pub fn run_cgi(page: &PageConfig) -> i32 {
     }
 }
 
+/// Answers this CGI request with a 500 page carrying `message`, for when the
+/// binary cannot even build a [`PageConfig`] (say, a config file with a syntax
+/// error): the owner sees the reason in the browser instead of a 502.
+pub fn run_cgi_failure(message: &str) -> i32 {
+    let req = HttpRequest {
+        method: "GET",
+        path: "/",
+        binding: "anonymous",
+        ..HttpRequest::default()
+    };
+    let reply = route::error_reply(&req, 500, message, false, &[0u8; 32], 0);
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    match write_cgi(&mut out, &reply, false) {
+        Ok(()) => 0,
+        Err(_) => 111,
+    }
+}
+
 fn answer(
     env: &dyn Fn(&str) -> Option<String>,
     stdin: &mut dyn Read,

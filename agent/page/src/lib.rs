@@ -26,6 +26,8 @@
 //!
 //! * [`cgi_main`] is the testable form of [`run_cgi`] (environment, stdin and
 //!   stdout passed in).
+//! * [`run_cgi_failure`] answers with a 500 page naming the problem when the
+//!   binary cannot load its config at all.
 //! * [`serve_listener`] serves an already bound listener.
 //! * [`hash_password`] makes the `option password_hash` string for the
 //!   built-in server's login (suggested CLI: `nuvol page-passwd`).
@@ -63,5 +65,5 @@ pub mod server;
 pub mod views;
 
 pub use auth::{hash_password, PageConfig};
-pub use cgi::{cgi_main, run_cgi};
+pub use cgi::{cgi_main, run_cgi, run_cgi_failure};
 pub use server::{serve, serve_listener};

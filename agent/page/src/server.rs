@@ -86,7 +86,11 @@ pub fn serve_listener(listener: TcpListener, page: PageConfig) -> io::Result<()>
             shared.active.fetch_sub(1, Ordering::SeqCst);
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
             let reply = Reply::html(503, "Too many connections; try again.".into());
-            let _ = write_http(&mut &stream, &reply, false);
+            let mut stream = stream;
+            if write_http(&mut stream, &reply, false).is_ok() {
+                // Short, so an overload cannot stall the accept loop for long.
+                linger(&mut stream, Duration::from_millis(50));
+            }
             continue;
         }
         let worker = Arc::clone(&shared);
@@ -135,7 +139,7 @@ fn connection(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
         Err(ReadError::Status(status, msg)) => (Reply::html(status, msg.into()), false),
     };
     write_http(&mut stream, &reply, head_only)?;
-    linger(&mut stream);
+    linger(&mut stream, Duration::from_millis(500));
     Ok(())
 }
 
@@ -143,11 +147,12 @@ fn connection(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
 /// which can destroy the answer (a 413 for a body we refused to read) before
 /// the client reads it. So stop writing, then drain a bounded amount for a
 /// bounded time.
-fn linger(stream: &mut TcpStream) {
+fn linger(stream: &mut TcpStream, wait: Duration) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = stream.set_read_timeout(Some(wait));
     let mut sink = [0u8; 4096];
-    for _ in 0..32 {
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
         match stream.read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}

@@ -582,3 +582,26 @@ fn builtin_server_refuses_oversized_and_cross_origin_posts() {
     assert!(raw.starts_with("HTTP/1.1 431"), "{raw}");
     assert!(agent.changes().is_empty());
 }
+
+#[test]
+fn builtin_server_answers_503_past_its_connection_limit() {
+    let (_agent, addr) = start_server("busy", "pw");
+    // Idle connections hold their slots (their threads wait for a request).
+    let idle: Vec<TcpStream> = (0..nuvol_page::server::MAX_CONNECTIONS)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    // Accepts are served in order, so this one finds every slot taken.
+    let a = http(addr, "GET", "/login", None, "");
+    assert_eq!(a.status, 503);
+    drop(idle);
+    // The slots free up as soon as the idle threads see the connections close.
+    let mut status = 0;
+    for _ in 0..100 {
+        status = http(addr, "GET", "/login", None, "").status;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(status, 200);
+}
