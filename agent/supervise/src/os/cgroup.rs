@@ -122,23 +122,6 @@ impl Group {
             .collect()
     }
 
-    /// Pids still in the groups.
-    pub fn pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self
-            .dirs
-            .iter()
-            .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
-            .flat_map(|t| {
-                t.lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<u32>>()
-            })
-            .collect();
-        pids.sort_unstable();
-        pids.dedup();
-        pids
-    }
-
     /// Removes the groups once empty; a busy group (a process still dying)
     /// stays, and is reused by the next run.
     /// `true` once every directory is gone.

@@ -794,15 +794,14 @@ impl Loop {
             f.out_open = false;
             f.err_open = false;
         }
-        // What the main process leaves behind (workers, a shell's children)
-        // would collide with the next run (ports, lock files), so it goes
-        // with it, as systemd's KillMode=control-group does. The process
-        // group id cannot name a new process while that group still exists.
+        // What the main process leaves in its process group (workers, a
+        // shell's children) would collide with the next run (ports, lock
+        // files), so it goes with it. Processes that made their own session
+        // (an LXC monitor started with `lxc-start -d`) are left alone, as
+        // procd does. The group id cannot name a new process while that
+        // group still exists.
         let _ = killpg(Pid::from_raw(pid as i32), NixSignal::SIGKILL);
         if let Some(g) = &slot.cgroup {
-            for p in g.pids() {
-                let _ = kill(Pid::from_raw(p as i32), NixSignal::SIGKILL);
-            }
             if !g.remove() {
                 // SIGKILLed processes take a moment to leave the group.
                 self.dying_groups.push((g.clone(), 0));
