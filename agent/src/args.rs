@@ -162,6 +162,9 @@ mod tests {
     fn pair_and_number_name_the_flag() {
         assert_eq!(pair("txt", "a=b=c").unwrap(), ("a".into(), "b=c".into()));
         assert!(pair("txt", "=x").unwrap_err().0.contains("--txt"));
-        assert!(number::<u16>("port", "70000").unwrap_err().0.contains("--port"));
+        assert!(number::<u16>("port", "70000")
+            .unwrap_err()
+            .0
+            .contains("--port"));
     }
 }

@@ -30,6 +30,8 @@
 //! config key
 //!     option secret 'base64 32-byte key'
 //!     option primary '1'
+//! config gossip                        # protocol overrides of the profile
+//!     option probe_interval_ms '2000'  # any nuvol_gossip::Config::set key
 //! ```
 
 use std::fmt;
@@ -37,7 +39,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::args::{Arg, Parser, Usage};
-use crate::base64;
 
 pub const DEFAULT_CONFIG: &str = "/etc/config/nuvol";
 pub const DEFAULT_CONTROL: &str = "/var/run/nuvol.sock";
@@ -179,6 +180,10 @@ pub struct AgentConfig {
     pub beacon_port: u16,
     pub handlers: Vec<HandlerSpec>,
     pub keys: Vec<ConfigKey>,
+    /// The gossip profile with the file's `config gossip` overrides applied.
+    pub gossip: nuvol_gossip::Config,
+    /// `(key, value)` overrides from the file, re-applied if a flag changes the profile.
+    pub gossip_overrides: Vec<(String, String)>,
     /// The file read, if any (SIGHUP re-reads it).
     pub file: Option<PathBuf>,
     /// The whole parsed file, for the supervisor, the LXC driver and the page.
@@ -226,6 +231,8 @@ pub struct Flags {
     pub http: Option<String>,
     pub beacon_port: Option<String>,
     pub handlers: Vec<String>,
+    /// `KEY=VALUE` gossip parameter overrides (as in `config gossip`).
+    pub gossip: Vec<String>,
     pub help: bool,
 }
 
@@ -249,6 +256,7 @@ impl Flags {
                     "http" => f.http = Some(p.value(&flag)?),
                     "beacon-port" => f.beacon_port = Some(p.value(&flag)?),
                     "event-handler" => f.handlers.push(p.value(&flag)?),
+                    "gossip" => f.gossip.push(p.value(&flag)?),
                     "help" => f.help = true,
                     other => return Err(Usage(format!("unknown agent flag --{other}"))),
                 },
@@ -305,6 +313,8 @@ fn defaults() -> AgentConfig {
         beacon_port: DEFAULT_BEACON_PORT,
         handlers: Vec::new(),
         keys: Vec::new(),
+        gossip: nuvol_gossip::Config::lan(),
+        gossip_overrides: Vec::new(),
         file: None,
         uci: nuvol_uci::Config::default(),
     }
@@ -386,12 +396,13 @@ fn apply_file(cfg: &mut AgentConfig, path: &Path, text: &str) -> Result<(), Conf
             });
         };
         for a in opt.value.iter() {
-            cfg.join.push(check_host_port(a).map_err(|message| ConfigError {
-                origin: origin.clone(),
-                line: Some(opt.line),
-                option: "addr".into(),
-                message,
-            })?);
+            cfg.join
+                .push(check_host_port(a).map_err(|message| ConfigError {
+                    origin: origin.clone(),
+                    line: Some(opt.line),
+                    option: "addr".into(),
+                    message,
+                })?);
         }
     }
     for section in uci.sections_of("key") {
@@ -402,7 +413,11 @@ fn apply_file(cfg: &mut AgentConfig, path: &Path, text: &str) -> Result<(), Conf
             message,
         };
         let Some(secret) = section.get("secret") else {
-            return Err(located("secret", section.line, "a key section needs a secret".into()));
+            return Err(located(
+                "secret",
+                section.line,
+                "a key section needs a secret".into(),
+            ));
         };
         let key = parse_key(section.get_str("secret").unwrap_or_default())
             .map_err(|m| located("secret", secret.line, m))?;
@@ -412,6 +427,20 @@ fn apply_file(cfg: &mut AgentConfig, path: &Path, text: &str) -> Result<(), Conf
                 .map_err(|m| located("primary", o.line, m))?,
         };
         cfg.keys.push(ConfigKey { key, primary });
+    }
+    for section in uci.sections_of("gossip") {
+        for opt in &section.options {
+            let value = section.get_str(&opt.name).unwrap_or_default();
+            let mut probe = nuvol_gossip::Config::lan();
+            probe.set(&opt.name, value).map_err(|e| ConfigError {
+                origin: origin.clone(),
+                line: Some(opt.line),
+                option: opt.name.clone(),
+                message: format!("{e} ('{value}')"),
+            })?;
+            cfg.gossip_overrides
+                .push((opt.name.clone(), value.to_string()));
+        }
     }
     cfg.uci = uci;
     Ok(())
@@ -437,7 +466,8 @@ fn apply_flags(cfg: &mut AgentConfig, f: &Flags) -> Result<(), ConfigError> {
         cfg.advertise = Some(parse_addr(v).map_err(|m| err("advertise", m))?);
     }
     for j in &f.join {
-        cfg.join.push(check_host_port(j).map_err(|m| err("join", m))?);
+        cfg.join
+            .push(check_host_port(j).map_err(|m| err("join", m))?);
     }
     if let Some(v) = &f.state {
         cfg.state_dir = v.clone();
@@ -457,6 +487,22 @@ fn apply_flags(cfg: &mut AgentConfig, f: &Flags) -> Result<(), ConfigError> {
     for h in &f.handlers {
         cfg.handlers
             .push(HandlerSpec::parse(h).map_err(|m| err("event-handler", m))?);
+    }
+    cfg.gossip = match cfg.profile {
+        Profile::Lan => nuvol_gossip::Config::lan(),
+        Profile::Wan => nuvol_gossip::Config::wan(),
+    };
+    for (k, v) in &cfg.gossip_overrides {
+        // Checked when the file was read; a profile switch cannot make it invalid.
+        let _ = cfg.gossip.set(k, v);
+    }
+    for g in &f.gossip {
+        let (k, v) = g
+            .split_once('=')
+            .ok_or_else(|| err("gossip", format!("expected KEY=VALUE, got '{g}'")))?;
+        cfg.gossip
+            .set(k, v)
+            .map_err(|e| err("gossip", format!("{k}: {e} ('{v}')")))?;
     }
     Ok(())
 }
@@ -557,12 +603,11 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     }
 }
 
-/// A cluster key: 32 bytes, base64.
+/// A cluster key: 32 bytes, base64 (as `nuvol keys generate` prints).
 pub fn parse_key(v: &str) -> Result<[u8; 32], String> {
-    let bytes = base64::decode(v.trim()).ok_or_else(|| "key is not valid base64".to_string())?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| format!("key is {} bytes, must be 32", b.len()))
+    nuvol_gossip::Key::from_base64(v.trim())
+        .map(|k| *k.as_bytes())
+        .map_err(|e| format!("bad key: {e}"))
 }
 
 #[cfg(test)]
@@ -633,7 +678,10 @@ mod tests {
         assert_eq!(e.line, Some(3));
         assert_eq!(e.option, "bind");
         let shown = e.to_string();
-        assert!(shown.ends_with(":3: bind: 'nowhere' is not an IP:PORT address (e.g. 0.0.0.0:7946)"), "{shown}");
+        assert!(
+            shown.ends_with(":3: bind: 'nowhere' is not an IP:PORT address (e.g. 0.0.0.0:7946)"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -655,20 +703,49 @@ mod tests {
             ..Flags::default()
         };
         let e = with_file("", flags).unwrap_err();
-        assert_eq!(e.to_string(), "command line: --profile: 'moon' is not a profile (lan or wan)");
+        assert_eq!(
+            e.to_string(),
+            "command line: --profile: 'moon' is not a profile (lan or wan)"
+        );
     }
 
     #[test]
     fn keys_are_checked() {
-        let good = base64::encode(&[7u8; 32]);
+        let good = nuvol_gossip::Key::from_bytes([7u8; 32]).to_base64();
         let cfg = with_file(
             &format!("config key\n\toption secret '{good}'\n\toption primary 1\n"),
             Flags::default(),
         )
         .unwrap();
-        assert_eq!(cfg.keys, vec![ConfigKey { key: [7; 32], primary: true }]);
+        assert_eq!(
+            cfg.keys,
+            vec![ConfigKey {
+                key: [7; 32],
+                primary: true
+            }]
+        );
         let e = with_file("config key\n\toption secret 'AAAA'\n", Flags::default()).unwrap_err();
         assert_eq!((e.line, e.option.as_str()), (Some(2), "secret"));
+    }
+
+    #[test]
+    fn gossip_overrides_apply_to_the_chosen_profile() {
+        let flags = Flags {
+            profile: Some("wan".into()),
+            ..Flags::default()
+        };
+        let cfg = with_file("config gossip\n\toption probe_interval_ms 1234\n", flags).unwrap();
+        assert_eq!(cfg.gossip.probe_interval.as_millis(), 1234);
+        assert_eq!(
+            cfg.gossip.gossip_interval,
+            nuvol_gossip::Config::wan().gossip_interval
+        );
+        let e = with_file(
+            "config gossip\n\toption probe_intervl_ms 1\n",
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.option.as_str()), (Some(2), "probe_intervl_ms"));
     }
 
     #[test]
@@ -697,10 +774,18 @@ mod tests {
     #[test]
     fn agent_flags_parse() {
         let f = Flags::parse(
-            ["--name", "n", "--join=1.2.3.4:1", "--join", "h:2", "--beacon-port", "0"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            [
+                "--name",
+                "n",
+                "--join=1.2.3.4:1",
+                "--join",
+                "h:2",
+                "--beacon-port",
+                "0",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         )
         .unwrap();
         assert_eq!(f.name.as_deref(), Some("n"));

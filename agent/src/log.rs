@@ -64,3 +64,7 @@ pub fn warn(msg: &str) {
 pub fn error(msg: &str) {
     log::error!("{msg}");
 }
+
+pub fn debug_msg(msg: &str) {
+    log::debug!("{msg}");
+}

@@ -1,20 +1,94 @@
 //! nuvol: the microcloud agent, its CLI and its CGI page in one static binary.
+//!
+//! Multi-call, like busybox: run by a web server as a CGI program (the
+//! `GATEWAY_INTERFACE` variable is set) it serves one page request; as
+//! `nuvol agent …` it is the daemon; anything else is a CLI command talking
+//! to the running agent over its control socket.
 
+mod agent;
 mod args;
-mod base64;
+mod beacon;
+mod cli;
 mod config;
+mod control;
+mod handlers;
 mod log;
 mod metadata;
+mod net;
+mod services;
+mod signals;
 mod state;
+
+use std::path::PathBuf;
 
 fn main() {
     log::init();
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("--version") | Some("version") => println!("nuvol {}", env!("CARGO_PKG_VERSION")),
-        _ => {
-            eprintln!("usage: nuvol --version");
+    if std::env::var_os("GATEWAY_INTERFACE").is_some() {
+        std::process::exit(cgi());
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let inv = match cli::parse(args) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("nuvol: {e}\nRun 'nuvol --help' for usage.");
             std::process::exit(100);
+        }
+    };
+    let code = match inv.cmd {
+        cli::Cmd::Help(None) => {
+            print!("{}", cli::help());
+            0
+        }
+        cli::Cmd::Help(Some(c)) => match cli::command_help(&c) {
+            Some(h) => {
+                print!("{h}");
+                0
+            }
+            None => {
+                eprintln!("nuvol: no command '{c}'\nRun 'nuvol --help' for usage.");
+                100
+            }
+        },
+        cli::Cmd::Version => {
+            println!("nuvol {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        cli::Cmd::Agent(mut flags) => {
+            // `nuvol --control P agent` means the same as `nuvol agent --control P`.
+            if let Some(c) = inv.control {
+                flags.push("--control".into());
+                flags.push(c.to_string_lossy().into_owned());
+            }
+            agent::run(flags)
+        }
+        cli::Cmd::Client(cmd) => cli::execute(cli::control_path(inv.control), inv.json, cmd),
+    };
+    std::process::exit(code);
+}
+
+/// One CGI request: the page reads the agent's config for its own section
+/// and the control socket (`NUVOL_CONFIG` names another config file).
+fn cgi() -> i32 {
+    let flags = config::Flags {
+        config: std::env::var_os("NUVOL_CONFIG").map(PathBuf::from),
+        ..config::Flags::default()
+    };
+    let env_control = std::env::var("NUVOL_CONTROL").ok();
+    let page = config::load(&flags, env_control.as_deref())
+        .map_err(|e| e.to_string())
+        .and_then(|cfg| {
+            nuvol_page::PageConfig::from_uci(&cfg.uci, &cfg.control, &cfg.state_dir)
+                .map_err(|e| format!("page section: {e}"))
+        });
+    match page {
+        Ok(p) => nuvol_page::run_cgi(&p),
+        Err(e) => {
+            // Still a valid CGI answer, so uhttpd shows why instead of a bare 502.
+            eprintln!("nuvol page: {e}");
+            print!(
+                "Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nnuvol: configuration error: {e}\n"
+            );
+            0
         }
     }
 }

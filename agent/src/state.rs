@@ -1,14 +1,12 @@
 //! The agent's persistent state directory (`/etc/nuvol` on OpenWRT, `--state DIR`).
 //!
-//! Four small files, each replaced atomically (temp file, fsync, rename, fsync
+//! Two small files, each replaced atomically (temp file, fsync, rename, fsync
 //! dir) so a power cut or `kill -9` leaves the old or the new version:
 //!
-//! | file          | holds                                              |
-//! |---------------|----------------------------------------------------|
-//! | `incarnation` | last SWIM incarnation, so a restart refutes stale "dead" rumours |
-//! | `peers`       | members last seen, to rejoin without a seed        |
-//! | `keyring`     | cluster keys installed at runtime, and the primary |
-//! | `catalog`     | this node's own published records                  |
+//! | file      | holds                                                        |
+//! |-----------|--------------------------------------------------------------|
+//! | `node`    | the gossip core's saved state: incarnation (so a restart refutes stale "dead" rumours), known peers (to rejoin without a seed), own catalog, tags, Lamport clocks |
+//! | `keyring` | cluster keys installed at runtime, primary first             |
 //!
 //! Each file is `NUVS`, a format version byte, a 4-byte big-endian body length,
 //! a CRC-32 of the body, then the CBOR body. Flash on cheap routers does tear
@@ -20,7 +18,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use minicbor::{Decode, Encode};
-use nuvol_control::PublishSpec;
 
 const MAGIC: &[u8; 4] = b"NUVS";
 const VERSION: u8 = 1;
@@ -28,41 +25,11 @@ const HEADER: usize = 4 + 1 + 4 + 4;
 /// No state file is anywhere near this; a bigger one is corrupt, not loaded.
 const MAX_FILE: usize = 4 * 1024 * 1024;
 
-/// A peer remembered across restarts.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub struct PeerRecord {
-    #[n(0)]
-    pub name: String,
-    #[n(1)]
-    pub addr: String,
-    /// Unix seconds when it was last alive, to forget peers gone for weeks.
-    #[n(2)]
-    pub last_seen: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
-pub struct Peers {
-    #[n(0)]
-    pub peers: Vec<PeerRecord>,
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
 pub struct Keyring {
     /// 32-byte keys; the first is the primary (used for sending).
     #[n(0)]
     pub keys: Vec<Vec<u8>>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
-pub struct Catalog {
-    #[n(0)]
-    pub records: Vec<PublishSpec>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Encode, Decode)]
-pub struct Incarnation {
-    #[n(0)]
-    pub value: u64,
 }
 
 /// The outcome of reading one state file.
@@ -100,7 +67,45 @@ impl StateDir {
     pub fn save<T: Encode<()>>(&self, name: &str, value: &T) -> io::Result<()> {
         let body = minicbor::to_vec(value)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        nuvol_uci::write_atomic_bytes(&self.dir.join(name), &seal(&body))
+        self.save_raw(name, &body)
+    }
+
+    /// Atomically replaces file `name` with opaque `body` (already CBOR).
+    pub fn save_raw(&self, name: &str, body: &[u8]) -> io::Result<()> {
+        nuvol_uci::write_atomic_bytes(&self.dir.join(name), &seal(body))
+    }
+
+    /// Reads the checked body of file `name`; a corrupt one is moved aside.
+    pub fn load_raw(&self, name: &str) -> Loaded<Vec<u8>> {
+        let path = self.dir.join(name);
+        let bytes = match read_bounded(&path) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Loaded::Missing,
+            Err(e) => return Loaded::Corrupt(format!("cannot read: {e}")),
+        };
+        match open(&bytes) {
+            Ok(body) => Loaded::Ok(body.to_vec()),
+            Err(why) => {
+                self.move_aside(name);
+                Loaded::Corrupt(why)
+            }
+        }
+    }
+
+    /// Renames a bad file to `NAME.corrupt`, for the owner to inspect.
+    pub fn move_aside(&self, name: &str) {
+        let _ = std::fs::rename(
+            self.dir.join(name),
+            self.dir.join(format!("{name}.corrupt")),
+        );
+    }
+
+    /// Warns that state file `name` was unusable and is being ignored.
+    pub fn warn_corrupt(&self, name: &str, why: &str) {
+        crate::log::warn(&format!(
+            "state file {} is corrupt ({why}); moved to {name}.corrupt, starting without it",
+            self.dir.join(name).display()
+        ));
     }
 
     /// Reads file `name`; a corrupt one is renamed to `NAME.corrupt`.
@@ -108,22 +113,17 @@ impl StateDir {
     where
         T: for<'b> Decode<'b, ()>,
     {
-        let path = self.dir.join(name);
-        let bytes = match read_bounded(&path) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Loaded::Missing,
-            Err(e) => return Loaded::Corrupt(format!("cannot read: {e}")),
-        };
-        let why = match open(&bytes) {
-            Ok(body) => match minicbor::decode::<T>(body) {
-                Ok(v) => return Loaded::Ok(v),
-                Err(e) => format!("undecodable contents: {e}"),
+        match self.load_raw(name) {
+            Loaded::Ok(body) => match minicbor::decode::<T>(&body) {
+                Ok(v) => Loaded::Ok(v),
+                Err(e) => {
+                    self.move_aside(name);
+                    Loaded::Corrupt(format!("undecodable contents: {e}"))
+                }
             },
-            Err(why) => why,
-        };
-        let aside = self.dir.join(format!("{name}.corrupt"));
-        let _ = std::fs::rename(&path, &aside);
-        Loaded::Corrupt(why)
+            Loaded::Missing => Loaded::Missing,
+            Loaded::Corrupt(why) => Loaded::Corrupt(why),
+        }
     }
 
     /// Loads a file, logging a warning (and falling back to the default) when
@@ -136,11 +136,7 @@ impl StateDir {
             Loaded::Ok(v) => v,
             Loaded::Missing => T::default(),
             Loaded::Corrupt(why) => {
-                crate::log::warn(&format!(
-                    "state file {} is corrupt ({why}); moved to {}.corrupt, starting without it",
-                    self.dir.join(name).display(),
-                    name
-                ));
+                self.warn_corrupt(name, &why);
                 T::default()
             }
         }
@@ -175,7 +171,10 @@ fn open(bytes: &[u8]) -> Result<&[u8], String> {
         return Err(format!("over {MAX_FILE} bytes"));
     }
     if bytes.len() < HEADER {
-        return Err(format!("only {} bytes, shorter than its header", bytes.len()));
+        return Err(format!(
+            "only {} bytes, shorter than its header",
+            bytes.len()
+        ));
     }
     if &bytes[..4] != MAGIC {
         return Err("not a nuvol state file".into());
@@ -187,7 +186,10 @@ fn open(bytes: &[u8]) -> Result<&[u8], String> {
     let crc = u32::from_be_bytes([bytes[9], bytes[10], bytes[11], bytes[12]]);
     let body = &bytes[HEADER..];
     if body.len() != len {
-        return Err(format!("torn: header says {len} bytes, file has {}", body.len()));
+        return Err(format!(
+            "torn: header says {len} bytes, file has {}",
+            body.len()
+        ));
     }
     if crc32(body) != crc {
         return Err("checksum mismatch".into());
@@ -227,17 +229,14 @@ mod tests {
     fn saved_state_loads_back() {
         let d = tmp("roundtrip");
         let s = StateDir::open(&d).unwrap();
-        let cat = Catalog {
-            records: vec![PublishSpec {
-                service_type: "http".into(),
-                port: 80,
-                description: "wiki".into(),
-                txt: vec![("path".into(), "/".into())],
-            }],
+        let ring = Keyring {
+            keys: vec![vec![1; 32], vec![2; 32]],
         };
-        s.save("catalog", &cat).unwrap();
-        assert!(matches!(s.load::<Catalog>("catalog"), Loaded::Ok(c) if c == cat));
-        assert!(matches!(s.load::<Peers>("peers"), Loaded::Missing));
+        s.save("keyring", &ring).unwrap();
+        assert!(matches!(s.load::<Keyring>("keyring"), Loaded::Ok(k) if k == ring));
+        s.save_raw("node", b"opaque").unwrap();
+        assert!(matches!(s.load_raw("node"), Loaded::Ok(b) if b == b"opaque"));
+        assert!(matches!(s.load::<Keyring>("other"), Loaded::Missing));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -245,15 +244,15 @@ mod tests {
     fn every_truncation_is_detected_and_moved_aside() {
         let d = tmp("torn");
         let s = StateDir::open(&d).unwrap();
-        s.save("incarnation", &Incarnation { value: 42 }).unwrap();
-        let full = std::fs::read(d.join("incarnation")).unwrap();
+        s.save_raw("node", b"some saved gossip state").unwrap();
+        let full = std::fs::read(d.join("node")).unwrap();
         for cut in 0..full.len() {
-            std::fs::write(d.join("incarnation"), &full[..cut]).unwrap();
-            match s.load::<Incarnation>("incarnation") {
+            std::fs::write(d.join("node"), &full[..cut]).unwrap();
+            match s.load_raw("node") {
                 Loaded::Corrupt(_) => {}
                 other => panic!("cut at {cut}: {other:?}"),
             }
-            assert!(d.join("incarnation.corrupt").exists());
+            assert!(d.join("node.corrupt").exists());
         }
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -262,17 +261,23 @@ mod tests {
     fn flipped_bit_is_detected() {
         let d = tmp("flip");
         let s = StateDir::open(&d).unwrap();
-        s.save("peers", &Peers {
-            peers: vec![PeerRecord { name: "a".into(), addr: "1.2.3.4:5".into(), last_seen: 9 }],
-        })
+        s.save(
+            "keyring",
+            &Keyring {
+                keys: vec![vec![9; 32]],
+            },
+        )
         .unwrap();
-        let mut bytes = std::fs::read(d.join("peers")).unwrap();
+        let mut bytes = std::fs::read(d.join("keyring")).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x10;
-        std::fs::write(d.join("peers"), &bytes).unwrap();
-        assert!(matches!(s.load::<Peers>("peers"), Loaded::Corrupt(w) if w.contains("checksum")));
+        std::fs::write(d.join("keyring"), &bytes).unwrap();
+        assert!(
+            matches!(s.load::<Keyring>("keyring"), Loaded::Corrupt(w) if w.contains("checksum"))
+        );
         // And the agent's path falls back to empty rather than failing.
-        assert_eq!(s.load_or_warn::<Peers>("peers"), Peers::default());
+        std::fs::write(d.join("keyring"), &bytes).unwrap();
+        assert_eq!(s.load_or_warn::<Keyring>("keyring"), Keyring::default());
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -281,7 +286,9 @@ mod tests {
         let d = tmp("foreign");
         let s = StateDir::open(&d).unwrap();
         std::fs::write(d.join("keyring"), b"hello, I am a text file\n").unwrap();
-        assert!(matches!(s.load::<Keyring>("keyring"), Loaded::Corrupt(w) if w.contains("not a nuvol")));
+        assert!(
+            matches!(s.load::<Keyring>("keyring"), Loaded::Corrupt(w) if w.contains("not a nuvol"))
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -1,0 +1,1152 @@
+//! `nuvol agent`: the daemon — a thin IO shell around the sans-IO gossip core.
+//!
+//! One thread runs a smol `LocalExecutor`. The [`nuvol_gossip::Node`] lives in
+//! a `RefCell` that every task borrows only between awaits, so there is no
+//! locking and no borrow is ever held across IO. Inputs — UDP datagrams, TCP
+//! push-pull streams, control requests, beacons, signals — are fed to the core
+//! by their own tasks; after each, [`Ctx::flush`] sends what the core wants
+//! sent, acts on its events, and wakes the timer loop, which sleeps until the
+//! core's next deadline ([`nuvol_gossip::Node::poll_timeout`]).
+//!
+//! Lifecycle: start (config, state dir, sockets, saved state, join) → run →
+//! on SIGTERM/SIGINT leave gracefully (peers mark this node *left*, not
+//! failed), keep gossiping briefly so the news spreads, save state, remove the
+//! control socket, exit 0. SIGHUP re-reads the config file. Exit 100 on bad
+//! config or usage, 111 on a temporary failure (port in use, socket busy).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::rc::Rc;
+use std::time::Duration;
+
+use nuvol_control::*;
+use nuvol_gossip as g;
+use smol::channel::{self, Receiver, Sender};
+use smol::{Async, LocalExecutor, Timer};
+
+use crate::config::{AgentConfig, Flags};
+use crate::handlers;
+use crate::metadata::Metadata;
+use crate::state::{self, Loaded, StateDir};
+use crate::{beacon, log, net, services, signals};
+
+/// How often saved state is compared with the core's and rewritten if changed.
+const SAVE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often /proc is read again for the node's tags.
+const METADATA_INTERVAL: Duration = Duration::from_secs(30);
+/// Concurrent inbound push-pull streams; more are closed unread.
+const MAX_STREAMS: usize = 16;
+/// Bound on one push-pull exchange, connect to reply.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest datagram read.
+const MAX_DATAGRAM: usize = 65_536;
+/// Changes buffered per monitor; a monitor that falls this far behind is dropped.
+const MONITOR_BACKLOG: usize = 1024;
+
+/// A query this node asked, collecting answers for a control client.
+struct PendingQuery {
+    answers: Vec<QueryAnswer>,
+    done: Sender<()>,
+}
+
+/// Everything the tasks share; borrowed, never held across an await.
+pub struct State {
+    pub node: g::Node,
+    pub cfg: AgentConfig,
+    flags: Flags,
+    pub dir: StateDir,
+    pub meta: Metadata,
+    pub advertise: SocketAddr,
+    monitors: Vec<Sender<ChangeView>>,
+    queries: HashMap<u64, PendingQuery>,
+    last_saved: Vec<u8>,
+    exit: Option<i32>,
+    leaving: bool,
+    /// Join addresses that did not resolve yet; retried while alone.
+    pub unresolved: Vec<String>,
+    pub services: services::Services,
+}
+
+pub struct Ctx {
+    pub ex: Rc<LocalExecutor<'static>>,
+    pub st: RefCell<State>,
+    udp: Async<UdpSocket>,
+    wake: Sender<()>,
+    clock: std::time::Instant,
+    streams: std::cell::Cell<usize>,
+    handler_slots: Rc<smol::lock::Semaphore>,
+}
+
+/// Runs `nuvol agent` with the flags after `agent`; returns the exit code.
+pub fn run(args: Vec<String>) -> i32 {
+    let flags = match Flags::parse(args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("nuvol agent: {e}\nRun 'nuvol agent --help' for usage.");
+            return 100;
+        }
+    };
+    if flags.help {
+        print!("{}", crate::cli::command_help("agent").unwrap_or_default());
+        return 0;
+    }
+    let env_control = std::env::var("NUVOL_CONTROL").ok();
+    let cfg = match crate::config::load(&flags, env_control.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error(&e.to_string());
+            return 100;
+        }
+    };
+    match start(cfg, flags) {
+        Ok(code) => code,
+        Err((code, msg)) => {
+            log::error(&msg);
+            code
+        }
+    }
+}
+
+type StartError = (i32, String);
+
+fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
+    let dir = StateDir::open(&cfg.state_dir).map_err(|e| {
+        (
+            100,
+            format!(
+                "cannot use state directory {}: {e} (choose one with --state DIR)",
+                cfg.state_dir.display()
+            ),
+        )
+    })?;
+    let udp = UdpSocket::bind(cfg.bind)
+        .map_err(|e| (111, format!("cannot bind UDP {}: {e}", cfg.bind)))?;
+    let tcp = TcpListener::bind(cfg.bind)
+        .map_err(|e| (111, format!("cannot bind TCP {}: {e}", cfg.bind)))?;
+    let advertise = advertise_addr(&cfg);
+    let control = bind_control(&cfg)?;
+    let signal_pipe =
+        signals::install().map_err(|e| (111, format!("cannot install signal handlers: {e}")))?;
+
+    let keyring = build_keyring(&cfg, &dir);
+    let mut seed = [0u8; 8];
+    getrandom::getrandom(&mut seed).map_err(|e| (111, format!("no randomness: {e}")))?;
+    let mut node = g::Node::new(
+        g::Identity::new(&cfg.name, advertise),
+        cfg.gossip.clone(),
+        keyring,
+        u64::from_le_bytes(seed),
+    );
+    match dir.load_raw("node") {
+        Loaded::Ok(bytes) => match node.import_state(&bytes) {
+            Ok(()) => {}
+            Err(g::InputError::OtherNode) => log::warn(&format!(
+                "state in {} belongs to another node name; starting fresh as {}",
+                dir.path().display(),
+                cfg.name
+            )),
+            Err(e) => {
+                dir.move_aside("node");
+                dir.warn_corrupt("node", &e.to_string());
+            }
+        },
+        Loaded::Missing => {}
+        Loaded::Corrupt(why) => dir.warn_corrupt("node", &why),
+    }
+    let meta = Metadata::read(&cfg.state_dir);
+    // Tags are tiny; they cannot exceed a datagram.
+    let _ = node.set_tags(tags(&cfg, &meta));
+
+    let services = services::Services::start(&cfg);
+    let (wake_tx, wake_rx) = channel::bounded(1);
+    let ex = Rc::new(LocalExecutor::new());
+    let udp = Async::new(udp).map_err(|e| (111, format!("UDP socket: {e}")))?;
+    let tcp = Async::new(tcp).map_err(|e| (111, format!("TCP socket: {e}")))?;
+    let control = Async::new(control).map_err(|e| (111, format!("control socket: {e}")))?;
+    let signal_pipe = Async::new(signal_pipe).map_err(|e| (111, format!("signal pipe: {e}")))?;
+    let ctx = Rc::new(Ctx {
+        ex: ex.clone(),
+        st: RefCell::new(State {
+            node,
+            cfg,
+            flags,
+            dir,
+            meta,
+            advertise,
+            monitors: Vec::new(),
+            queries: HashMap::new(),
+            last_saved: Vec::new(),
+            exit: None,
+            leaving: false,
+            unresolved: Vec::new(),
+            services,
+        }),
+        udp,
+        wake: wake_tx,
+        clock: std::time::Instant::now(),
+        streams: std::cell::Cell::new(0),
+        handler_slots: Rc::new(smol::lock::Semaphore::new(handlers::MAX_RUNNING)),
+    });
+    // Persist the bumped incarnation before anything else: a crash loop must
+    // still come back with ever higher incarnations.
+    ctx.save_state();
+    {
+        let st = ctx.st.borrow();
+        log::info(&format!(
+            "nuvol {} agent {} in microcloud {} on {} (advertised {}), profile {}, state {}, control {}",
+            env!("CARGO_PKG_VERSION"),
+            st.cfg.name,
+            st.cfg.microcloud,
+            st.cfg.bind,
+            st.advertise,
+            st.cfg.profile.as_str(),
+            st.cfg.state_dir.display(),
+            st.cfg.control.display()
+        ));
+    }
+    if let Some(addr) = ctx.st.borrow().cfg.http {
+        start_page(&ctx.st.borrow().cfg, addr);
+    }
+
+    ex.spawn(udp_loop(ctx.clone())).detach();
+    ex.spawn(tcp_loop(ctx.clone(), tcp)).detach();
+    ex.spawn(crate::control::accept_loop(ctx.clone(), control))
+        .detach();
+    ex.spawn(signal_loop(ctx.clone(), signal_pipe)).detach();
+    ex.spawn(save_loop(ctx.clone())).detach();
+    ex.spawn(metadata_loop(ctx.clone())).detach();
+    ex.spawn(services::notice_loop(ctx.clone())).detach();
+    let port = ctx.st.borrow().cfg.beacon_port;
+    if port != 0 {
+        match beacon::bind(port).and_then(Async::new) {
+            Ok(sock) => {
+                let sock = Rc::new(sock);
+                ex.spawn(beacon_send_loop(ctx.clone(), sock.clone(), port))
+                    .detach();
+                ex.spawn(beacon_recv_loop(ctx.clone(), sock)).detach();
+            }
+            Err(e) => log::warn(&format!(
+                "beacon port {port} unavailable ({e}); local-link discovery is off"
+            )),
+        }
+    }
+    // Rejoin through the peers remembered in the state dir right away; the
+    // configured seeds follow as soon as they resolve.
+    let now = ctx.now();
+    ctx.st.borrow_mut().node.join(now, &[]);
+    ctx.flush();
+    let joins = ctx.st.borrow().cfg.join.clone();
+    ex.spawn(join_loop(ctx.clone(), joins)).detach();
+
+    let code = smol::block_on(ex.run(timer_loop(ctx.clone(), wake_rx)));
+    let mut st = ctx.st.borrow_mut();
+    let control = st.cfg.control.clone();
+    let _ = std::fs::remove_file(&control);
+    st.services.shutdown();
+    Ok(code)
+}
+
+impl Ctx {
+    /// The core's clock: milliseconds since the agent started.
+    pub fn now(&self) -> g::Instant {
+        g::Instant::from_millis(self.clock.elapsed().as_millis() as u64)
+    }
+
+    /// Sends what the core wants sent, acts on its events, wakes the timer loop.
+    pub fn flush(self: &Rc<Self>) {
+        // Events can cause sends (query answers) and vice versa; a few passes
+        // settle it, and the bound keeps a misbehaving core from spinning us.
+        for _ in 0..8 {
+            let mut idle = true;
+            loop {
+                let t = self.st.borrow_mut().node.poll_transmit();
+                match t {
+                    None => break,
+                    Some(g::Transmit::Packet { to, bytes }) => {
+                        idle = false;
+                        // Non-blocking: a full socket buffer drops the
+                        // datagram, which SWIM tolerates like any loss.
+                        let _ = self.udp.get_ref().send_to(&bytes, to);
+                    }
+                    Some(g::Transmit::Stream { to, bytes }) => {
+                        idle = false;
+                        self.ex.spawn(push_pull(self.clone(), to, bytes)).detach();
+                    }
+                }
+            }
+            loop {
+                let ev = self.st.borrow_mut().node.poll_event();
+                match ev {
+                    None => break,
+                    Some(ev) => {
+                        idle = false;
+                        self.on_event(ev);
+                    }
+                }
+            }
+            if idle {
+                break;
+            }
+        }
+        let _ = self.wake.try_send(());
+    }
+
+    /// Writes the core's state if it changed since the last write.
+    pub fn save_state(&self) {
+        let mut st = self.st.borrow_mut();
+        let bytes = st.node.export_state();
+        if bytes == st.last_saved {
+            return;
+        }
+        match st.dir.save_raw("node", &bytes) {
+            Ok(()) => st.last_saved = bytes,
+            Err(e) => log::warn(&format!(
+                "cannot save state to {}: {e}",
+                st.dir.path().display()
+            )),
+        }
+    }
+
+    /// Writes the keyring now (after a keys command).
+    pub fn save_keyring(&self) {
+        let st = self.st.borrow();
+        let ring = state::Keyring {
+            keys: st
+                .node
+                .keyring()
+                .keys()
+                .iter()
+                .map(|k| k.as_bytes().to_vec())
+                .collect(),
+        };
+        if let Err(e) = st.dir.save("keyring", &ring) {
+            log::warn(&format!("cannot save keyring: {e}"));
+        }
+    }
+
+    /// Registers a monitor; changes arrive on the returned channel.
+    pub fn add_monitor(&self) -> Receiver<ChangeView> {
+        let (tx, rx) = channel::bounded(MONITOR_BACKLOG);
+        self.st.borrow_mut().monitors.push(tx);
+        rx
+    }
+
+    /// Starts a query for a control client; the receiver closes when it is done.
+    pub fn start_query(self: &Rc<Self>, spec: QuerySpec) -> Result<(u64, Receiver<()>), String> {
+        let now = self.now();
+        let params = g::QueryParams {
+            name: spec.name,
+            payload: spec.payload,
+            nodes: spec.nodes,
+            tags: spec.tags,
+            timeout: Duration::from_millis(u64::from(spec.timeout_ms.max(100))),
+        };
+        let id = {
+            let mut st = self.st.borrow_mut();
+            let id = st.node.query(now, params).map_err(|e| e.to_string())?;
+            let (tx, rx) = channel::bounded(1);
+            st.queries.insert(
+                id.0,
+                PendingQuery {
+                    answers: Vec::new(),
+                    done: tx,
+                },
+            );
+            (id.0, rx)
+        };
+        self.flush();
+        Ok(id)
+    }
+
+    /// Answers collected for a query (and forgets it).
+    pub fn finish_query(&self, id: u64) -> Vec<QueryAnswer> {
+        self.st
+            .borrow_mut()
+            .queries
+            .remove(&id)
+            .map(|q| q.answers)
+            .unwrap_or_default()
+    }
+
+    fn on_event(self: &Rc<Self>, ev: g::Event) {
+        let now = self.now();
+        let mut change = None;
+        let mut handler: Option<(
+            &'static str,
+            Option<String>,
+            Vec<(&'static str, String)>,
+            Vec<u8>,
+        )> = None;
+        {
+            let mut st = self.st.borrow_mut();
+            let member_line = |st: &State, name: &str| -> Vec<u8> {
+                match st.node.member(name) {
+                    Some(m) => {
+                        let tags: Vec<String> =
+                            m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        format!(
+                            "{}\t{}\t{}\t{}\n",
+                            m.name,
+                            m.addr.ip(),
+                            m.tag("role").unwrap_or(""),
+                            tags.join(",")
+                        )
+                        .into_bytes()
+                    }
+                    None => format!("{name}\t\t\t\n").into_bytes(),
+                }
+            };
+            let member_change = |st: &State, name: &str| {
+                st.node
+                    .member(name)
+                    .map(|m| ChangeView::Member(member_view(&st.node, m, now)))
+            };
+            match ev {
+                g::Event::MemberUp { name, addr } => {
+                    log::info(&format!("member {name} joined from {addr}"));
+                    change = member_change(&st, &name);
+                    handler = Some(("member-join", None, vec![], member_line(&st, &name)));
+                }
+                g::Event::MemberSuspect { name, .. } => {
+                    log::info(&format!("member {name} is suspect"));
+                    change = member_change(&st, &name);
+                }
+                g::Event::MemberAlive { name, .. } => {
+                    log::info(&format!("member {name} refuted suspicion"));
+                    change = member_change(&st, &name);
+                }
+                g::Event::MemberFailed { name } => {
+                    log::warn(&format!("member {name} failed"));
+                    change = member_change(&st, &name);
+                    handler = Some(("member-failed", None, vec![], member_line(&st, &name)));
+                }
+                g::Event::MemberLeft { name } => {
+                    log::info(&format!("member {name} left"));
+                    change = member_change(&st, &name);
+                    handler = Some(("member-leave", None, vec![], member_line(&st, &name)));
+                }
+                g::Event::MemberUpdated { name } => {
+                    change = member_change(&st, &name);
+                    handler = Some(("member-update", None, vec![], member_line(&st, &name)));
+                }
+                g::Event::MemberReaped { name } => {
+                    handler = Some(("member-reap", None, vec![], format!("{name}\t\t\t\n").into_bytes()));
+                }
+                g::Event::NameConflict { name, addr } => log::warn(&format!(
+                    "another node at {addr} claims this node's name {name}; give each node a unique --name"
+                )),
+                g::Event::Refuted { incarnation } => {
+                    log::info(&format!(
+                        "refuted a rumour of this node's failure (incarnation {incarnation})"
+                    ));
+                }
+                g::Event::ServiceUp { node, record } | g::Event::ServiceChanged { node, record } => {
+                    let view = service_view(&st.node, &node, &record);
+                    handler = Some((
+                        "service-up",
+                        None,
+                        vec![],
+                        service_line(&view).into_bytes(),
+                    ));
+                    change = Some(ChangeView::ServiceUp(view));
+                }
+                g::Event::ServiceDown { node, record } => {
+                    let view = service_view(&st.node, &node, &record);
+                    handler = Some((
+                        "service-down",
+                        None,
+                        vec![],
+                        service_line(&view).into_bytes(),
+                    ));
+                    change = Some(ChangeView::ServiceDown(view));
+                }
+                g::Event::UserEvent {
+                    origin,
+                    name,
+                    payload,
+                    lamport,
+                } => {
+                    handler = Some((
+                        "user",
+                        Some(name.clone()),
+                        vec![("USER_EVENT", name.clone()), ("USER_LTIME", lamport.to_string())],
+                        payload.clone(),
+                    ));
+                    change = Some(ChangeView::Event {
+                        from: origin,
+                        name,
+                        payload,
+                        lamport,
+                    });
+                }
+                g::Event::QueryRequest {
+                    id,
+                    origin,
+                    name,
+                    payload,
+                } => {
+                    let matching: Vec<String> = st
+                        .cfg
+                        .handlers
+                        .iter()
+                        .filter(|h| h.matches("query", Some(&name)))
+                        .map(|h| h.command.clone())
+                        .collect();
+                    if let Some(command) = matching.into_iter().next() {
+                        let env = handlers::environment(
+                            "query",
+                            &st.cfg.name,
+                            &st.cfg.microcloud,
+                            &st.node.members().next().map(|m| m.tags.clone()).unwrap_or_default(),
+                            &[("QUERY_NAME", name.clone()), ("QUERY_ORIGIN", origin)],
+                        );
+                        let inv = handlers::Invocation {
+                            command,
+                            env,
+                            stdin: payload,
+                            timeout: st.cfg.gossip.max_query_timeout.min(Duration::from_secs(10)),
+                        };
+                        drop(st);
+                        self.ex.spawn(answer_query(self.clone(), id, inv)).detach();
+                        return;
+                    }
+                }
+                g::Event::QueryResponse { id, from, payload } => {
+                    if let Some(q) = st.queries.get_mut(&id.0) {
+                        q.answers.push(QueryAnswer {
+                            node: from,
+                            payload,
+                        });
+                    }
+                }
+                g::Event::QueryDone { id } => {
+                    if let Some(q) = st.queries.get(&id.0) {
+                        let _ = q.done.try_send(());
+                    }
+                }
+                _ => {}
+            }
+            if let Some(c) = &change {
+                st.monitors.retain(|m| m.try_send(c.clone()).is_ok());
+            }
+        }
+        if let Some((kind, name, extra, stdin)) = handler {
+            self.run_handlers(kind, name, extra, stdin);
+        }
+    }
+
+    fn run_handlers(
+        self: &Rc<Self>,
+        kind: &'static str,
+        name: Option<String>,
+        extra: Vec<(&'static str, String)>,
+        stdin: Vec<u8>,
+    ) {
+        let st = self.st.borrow();
+        let tags = st
+            .node
+            .members()
+            .next()
+            .map(|m| m.tags.clone())
+            .unwrap_or_default();
+        for h in st
+            .cfg
+            .handlers
+            .iter()
+            .filter(|h| h.matches(kind, name.as_deref()))
+        {
+            let inv = handlers::Invocation {
+                command: h.command.clone(),
+                env: handlers::environment(kind, &st.cfg.name, &st.cfg.microcloud, &tags, &extra),
+                stdin: stdin.clone(),
+                timeout: handlers::EVENT_TIMEOUT,
+            };
+            let slots = self.handler_slots.clone();
+            self.ex
+                .spawn(async move {
+                    let _slot = slots.acquire().await;
+                    let cmd = inv.command.clone();
+                    match smol::unblock(move || handlers::run_blocking(&inv)).await {
+                        Ok(o) if o.timed_out => log::warn(&format!(
+                            "handler '{cmd}' for {kind} timed out and was killed"
+                        )),
+                        Ok(o) if o.code != Some(0) => log::warn(&format!(
+                            "handler '{cmd}' for {kind} exited with {:?}",
+                            o.code
+                        )),
+                        Ok(_) => {}
+                        Err(e) => {
+                            log::warn(&format!("handler '{cmd}' for {kind} did not start: {e}"))
+                        }
+                    }
+                })
+                .detach();
+        }
+    }
+
+    /// Starts a graceful leave and schedules the exit.
+    fn shutdown(self: &Rc<Self>, code: i32) {
+        let grace = {
+            let mut st = self.st.borrow_mut();
+            if st.leaving {
+                return;
+            }
+            st.leaving = true;
+            let now = self.now();
+            st.node.leave(now);
+            // Long enough for a few gossip rounds to carry the leave.
+            (st.cfg.gossip.gossip_interval * 5)
+                .clamp(Duration::from_millis(500), Duration::from_secs(3))
+        };
+        log::info("leaving the microcloud");
+        self.flush();
+        let ctx = self.clone();
+        self.ex
+            .spawn(async move {
+                Timer::after(grace).await;
+                ctx.save_state();
+                ctx.st.borrow_mut().exit = Some(code);
+                let _ = ctx.wake.try_send(());
+            })
+            .detach();
+    }
+
+    /// SIGHUP: re-reads the config file and applies what can change live.
+    fn reload(self: &Rc<Self>) {
+        let flags = self.st.borrow().flags.clone();
+        let env_control = std::env::var("NUVOL_CONTROL").ok();
+        let cfg = match crate::config::load(&flags, env_control.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error(&format!("reload refused, keeping the running config: {e}"));
+                return;
+            }
+        };
+        let new_joins = {
+            let mut st = self.st.borrow_mut();
+            let old = &st.cfg;
+            if cfg.name != old.name
+                || cfg.microcloud != old.microcloud
+                || cfg.bind != old.bind
+                || cfg.control != old.control
+                || cfg.state_dir != old.state_dir
+                || cfg.profile != old.profile
+            {
+                log::warn(
+                    "name, microcloud, bind, control, state and profile change only on restart",
+                );
+            }
+            for k in &cfg.keys {
+                st.node.keyring_mut().install(g::Key::from_bytes(k.key));
+            }
+            let new_joins: Vec<String> = cfg
+                .join
+                .iter()
+                .filter(|j| !st.cfg.join.contains(j))
+                .cloned()
+                .collect();
+            st.cfg.handlers = cfg.handlers.clone();
+            st.cfg.join = cfg.join.clone();
+            st.cfg.keys = cfg.keys.clone();
+            st.services.reload(&cfg);
+            st.cfg.uci = cfg.uci;
+            new_joins
+        };
+        log::info("configuration reloaded");
+        if !new_joins.is_empty() {
+            self.ex.spawn(join_loop(self.clone(), new_joins)).detach();
+        }
+        self.flush();
+    }
+}
+
+pub fn member_view(node: &g::Node, m: &g::Member, now: g::Instant) -> MemberView {
+    MemberView {
+        name: m.name.clone(),
+        addr: m.addr.to_string(),
+        state: match m.state {
+            g::MemberState::Alive => MemberState::Alive,
+            g::MemberState::Suspect => MemberState::Suspect,
+            g::MemberState::Failed => MemberState::Failed,
+            g::MemberState::Left => MemberState::Left,
+        },
+        microcloud: m.tag("microcloud").unwrap_or_default().to_string(),
+        incarnation: m.incarnation,
+        rtt_us: node.rtt_to(&m.name).map(|d| d.as_micros() as u64),
+        since_change_s: now.saturating_since(m.state_since).as_secs(),
+        tags: m.tags.clone(),
+    }
+}
+
+pub fn health(h: g::Health) -> Health {
+    match h {
+        g::Health::Healthy => Health::Healthy,
+        g::Health::Unhealthy => Health::Unhealthy,
+        g::Health::Unknown => Health::Unknown,
+    }
+}
+
+pub fn search_view(r: &g::SearchResult) -> ServiceView {
+    ServiceView {
+        service_type: r.record.service_type.clone(),
+        description: r.record.description.clone(),
+        host: r.record.host.clone(),
+        ip: r.record.ip.clone(),
+        port: r.record.port,
+        microcloud: r.record.microcloud.clone(),
+        txt: r.record.txt.clone(),
+        health: health(r.record.health),
+        rtt_us: r.rtt_us,
+        load_x100: r.load_x100,
+        quality: r.quality(),
+    }
+}
+
+/// A view of `record` published by `node`, ranked as search would rank it.
+pub fn service_view(core: &g::Node, node: &str, record: &g::ServiceRecord) -> ServiceView {
+    let load_x100 = core
+        .member(node)
+        .and_then(|m| m.tag("load"))
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    search_view(&g::SearchResult {
+        node: node.to_string(),
+        record: record.clone(),
+        rtt_us: core.rtt_to(node).map(|d| d.as_micros() as u64),
+        load_x100,
+    })
+}
+
+fn service_line(v: &ServiceView) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\t{}\n",
+        v.service_type, v.host, v.ip, v.port, v.description
+    )
+}
+
+/// This node's tags: its metadata plus microcloud and version.
+pub fn tags(cfg: &AgentConfig, meta: &Metadata) -> Vec<(String, String)> {
+    let mut t = vec![
+        ("microcloud".to_string(), cfg.microcloud.clone()),
+        ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+    ];
+    t.extend(meta.tags());
+    t
+}
+
+/// The address peers should use: `advertise`, else the bind address, else
+/// (bound to 0.0.0.0) the first up, non-loopback IPv4 address.
+fn advertise_addr(cfg: &AgentConfig) -> SocketAddr {
+    if let Some(a) = cfg.advertise {
+        return a;
+    }
+    if !cfg.bind.ip().is_unspecified() {
+        return cfg.bind;
+    }
+    use nix::net::if_::InterfaceFlags as F;
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for ifa in addrs {
+            if !ifa.flags.contains(F::IFF_UP) || ifa.flags.contains(F::IFF_LOOPBACK) {
+                continue;
+            }
+            if let Some(sin) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
+                return SocketAddr::from((sin.ip(), cfg.bind.port()));
+            }
+        }
+    }
+    SocketAddr::from(([127, 0, 0, 1], cfg.bind.port()))
+}
+
+/// The keyring: the state dir's (keys installed at runtime) when it has
+/// any, plus the config file's keys for receiving; else the config's keys
+/// with the one marked primary first; else plaintext.
+fn build_keyring(cfg: &AgentConfig, dir: &StateDir) -> g::Keyring {
+    let saved: state::Keyring = dir.load_or_warn("keyring");
+    let mut keys: Vec<[u8; 32]> = saved
+        .keys
+        .iter()
+        .filter_map(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+        .collect();
+    let mut config_keys: Vec<&crate::config::ConfigKey> = cfg.keys.iter().collect();
+    config_keys.sort_by_key(|k| !k.primary);
+    for k in config_keys {
+        if !keys.contains(&k.key) {
+            keys.push(k.key);
+        }
+    }
+    let mut it = keys.into_iter();
+    match it.next() {
+        None => {
+            log::warn(
+                "no cluster key configured: gossip travels unencrypted (see `nuvol keys generate`)",
+            );
+            g::Keyring::plaintext()
+        }
+        Some(primary) => {
+            let mut ring = g::Keyring::new(g::Key::from_bytes(primary));
+            for k in it {
+                ring.install(g::Key::from_bytes(k));
+            }
+            ring
+        }
+    }
+}
+
+/// Binds the control socket with the configured mode (0600 by default),
+/// replacing a stale socket file but never a live agent's.
+fn bind_control(cfg: &AgentConfig) -> Result<UnixListener, StartError> {
+    let path = &cfg.control;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err((
+                111,
+                format!(
+                    "another agent already answers on {}; use --control PATH for a second one",
+                    path.display()
+                ),
+            ));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    // Created with no access for group/others, so there is no window in
+    // which another user could connect; widened below only if configured.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(|e| {
+        (
+            111,
+            format!("cannot bind control socket {}: {e}", path.display()),
+        )
+    })?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.control_mode))
+        .map_err(|e| (111, format!("cannot set mode of {}: {e}", path.display())))?;
+    if let Some(group) = &cfg.control_group {
+        match nix::unistd::Group::from_name(group) {
+            Ok(Some(gr)) => {
+                if let Err(e) = nix::unistd::chown(path, None, Some(gr.gid)) {
+                    log::warn(&format!(
+                        "cannot give {} to group {group}: {e}",
+                        path.display()
+                    ));
+                }
+            }
+            _ => log::warn(&format!("control_group {group} does not exist")),
+        }
+    }
+    Ok(listener)
+}
+
+fn start_page(cfg: &AgentConfig, addr: SocketAddr) {
+    let page = match nuvol_page::PageConfig::from_uci(&cfg.uci, &cfg.control, &cfg.state_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            let file = cfg
+                .file
+                .as_ref()
+                .map_or("config".into(), |f| f.display().to_string());
+            log::error(&format!("{file}:{e}; the built-in page is off"));
+            return;
+        }
+    };
+    let listener = match TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error(&format!("cannot serve the page on {addr}: {e}"));
+            return;
+        }
+    };
+    log::info(&format!("page on http://{addr}/"));
+    let spawned = std::thread::Builder::new()
+        .name("page".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            if let Err(e) = nuvol_page::serve_listener(listener, page) {
+                log::error(&format!("page server stopped: {e}"));
+            }
+        });
+    if let Err(e) = spawned {
+        log::error(&format!("cannot start the page thread: {e}"));
+    }
+}
+
+async fn timer_loop(ctx: Rc<Ctx>, wake: Receiver<()>) -> i32 {
+    loop {
+        if let Some(code) = ctx.st.borrow().exit {
+            return code;
+        }
+        let deadline = ctx.st.borrow().node.poll_timeout();
+        let now = ctx.now();
+        if let Some(d) = deadline {
+            if d <= now {
+                ctx.st.borrow_mut().node.handle_timeout(now);
+                ctx.flush();
+                // Let the other tasks run between timer bursts.
+                smol::future::yield_now().await;
+                continue;
+            }
+        }
+        let sleep = deadline
+            .map(|d| Duration::from_millis(d.as_millis() - now.as_millis()))
+            .unwrap_or(Duration::from_secs(60));
+        smol::future::or(
+            async {
+                Timer::after(sleep).await;
+            },
+            async {
+                let _ = wake.recv().await;
+            },
+        )
+        .await;
+    }
+}
+
+async fn udp_loop(ctx: Rc<Ctx>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match ctx.udp.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let now = ctx.now();
+                // Rejected packets are counted by the core (info shows them).
+                let _ = ctx.st.borrow_mut().node.handle_packet(now, from, &buf[..n]);
+                ctx.flush();
+            }
+            Err(e) => {
+                // ICMP errors surface here on Linux; not fatal.
+                log::debug_msg(&format!("udp receive: {e}"));
+                Timer::after(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn tcp_loop(ctx: Rc<Ctx>, listener: Async<TcpListener>) {
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn(&format!("push-pull accept: {e}"));
+                Timer::after(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if ctx.streams.get() >= MAX_STREAMS {
+            continue;
+        }
+        ctx.streams.set(ctx.streams.get() + 1);
+        let c = ctx.clone();
+        ctx.ex
+            .spawn(async move {
+                let _ = net::timeout(STREAM_TIMEOUT, serve_stream(&c, stream, from)).await;
+                c.streams.set(c.streams.get() - 1);
+            })
+            .detach();
+    }
+}
+
+async fn serve_stream(ctx: &Rc<Ctx>, mut stream: Async<TcpStream>, from: SocketAddr) {
+    let limit = ctx.st.borrow().cfg.gossip.max_stream_len;
+    let Ok(Some(body)) = net::read_frame(&mut stream, limit).await else {
+        return;
+    };
+    let now = ctx.now();
+    let reply = ctx.st.borrow_mut().node.handle_stream(now, from, &body);
+    ctx.flush();
+    if let Ok(Some(reply)) = reply {
+        let _ = net::write_frame(&mut stream, &reply).await;
+    }
+}
+
+/// Our side of a push-pull: connect, send, read the reply, feed it back.
+async fn push_pull(ctx: Rc<Ctx>, to: SocketAddr, bytes: Vec<u8>) {
+    let limit = ctx.st.borrow().cfg.gossip.max_stream_len;
+    let exchange = async {
+        let mut s = Async::<TcpStream>::connect(to).await.ok()?;
+        net::write_frame(&mut s, &bytes).await.ok()?;
+        net::read_frame(&mut s, limit).await.ok()?
+    };
+    if let Some(Some(reply)) = net::timeout(STREAM_TIMEOUT, exchange).await {
+        let now = ctx.now();
+        let _ = ctx.st.borrow_mut().node.handle_stream(now, to, &reply);
+        ctx.flush();
+    }
+}
+
+async fn answer_query(ctx: Rc<Ctx>, id: g::QueryId, inv: handlers::Invocation) {
+    let slots = ctx.handler_slots.clone();
+    let _slot = slots.acquire().await;
+    let cmd = inv.command.clone();
+    match smol::unblock(move || handlers::run_blocking(&inv)).await {
+        Ok(o) if !o.timed_out => {
+            let now = ctx.now();
+            let r = ctx.st.borrow_mut().node.respond(now, id, &o.stdout);
+            if let Err(e) = r {
+                log::warn(&format!("query handler '{cmd}': answer not sent: {e}"));
+            }
+            ctx.flush();
+        }
+        Ok(_) => log::warn(&format!("query handler '{cmd}' timed out")),
+        Err(e) => log::warn(&format!("query handler '{cmd}' did not start: {e}")),
+    }
+}
+
+async fn signal_loop(ctx: Rc<Ctx>, mut pipe: Async<UnixStream>) {
+    use smol::io::AsyncReadExt;
+    let mut b = [0u8; 1];
+    loop {
+        match pipe.read(&mut b).await {
+            Ok(1) => match signals::name(b[0]) {
+                Some(nix::sys::signal::Signal::SIGHUP) => ctx.reload(),
+                Some(sig) => {
+                    log::info(&format!("{sig}: leaving gracefully"));
+                    ctx.shutdown(0);
+                }
+                None => {}
+            },
+            _ => return,
+        }
+    }
+}
+
+async fn save_loop(ctx: Rc<Ctx>) {
+    loop {
+        Timer::after(SAVE_INTERVAL).await;
+        ctx.save_state();
+    }
+}
+
+async fn metadata_loop(ctx: Rc<Ctx>) {
+    loop {
+        Timer::after(METADATA_INTERVAL).await;
+        let dir = ctx.st.borrow().cfg.state_dir.clone();
+        let meta = Metadata::read(&dir);
+        {
+            let mut st = ctx.st.borrow_mut();
+            let new_tags = tags(&st.cfg, &meta);
+            let changed = st.node.members().next().is_some_and(|m| m.tags != new_tags);
+            st.meta = meta;
+            if changed && !st.leaving {
+                let _ = st.node.set_tags(new_tags);
+            }
+        }
+        ctx.flush();
+    }
+}
+
+/// Resolves join addresses (off the event loop: DNS blocks) and joins;
+/// names that do not resolve are retried every 30 s while the node is alone.
+async fn join_loop(ctx: Rc<Ctx>, addrs: Vec<String>) {
+    let mut pending = addrs;
+    for _ in 0..10_000 {
+        if pending.is_empty() {
+            return;
+        }
+        let batch = pending.clone();
+        let resolved: Vec<(String, Option<SocketAddr>)> = smol::unblock(move || {
+            use std::net::ToSocketAddrs;
+            batch
+                .into_iter()
+                .map(|a| {
+                    let r = a.to_socket_addrs().ok().and_then(|mut it| it.next());
+                    (a, r)
+                })
+                .collect()
+        })
+        .await;
+        let ok: Vec<SocketAddr> = resolved.iter().filter_map(|(_, r)| *r).collect();
+        pending = resolved
+            .into_iter()
+            .filter(|(_, r)| r.is_none())
+            .map(|(a, _)| a)
+            .collect();
+        if !ok.is_empty() {
+            let now = ctx.now();
+            ctx.st.borrow_mut().node.join(now, &ok);
+            ctx.flush();
+        }
+        for a in &pending {
+            log::warn(&format!("cannot resolve join address {a}; retrying"));
+        }
+        ctx.st.borrow_mut().unresolved = pending.clone();
+        Timer::after(Duration::from_secs(30)).await;
+        if ctx.st.borrow().node.num_live() > 1 {
+            return;
+        }
+    }
+}
+
+async fn beacon_send_loop(ctx: Rc<Ctx>, sock: Rc<Async<UdpSocket>>, port: u16) {
+    let mut startup = beacon::STARTUP.iter();
+    loop {
+        let wait = match startup.next() {
+            Some(d) => *d,
+            None if ctx.st.borrow().node.num_live() <= 1 => beacon::INTERVAL_ALONE,
+            None => beacon::INTERVAL,
+        };
+        Timer::after(wait).await;
+        let (bytes, own_ip) = {
+            let st = ctx.st.borrow();
+            if st.leaving {
+                return;
+            }
+            let b = beacon::Beacon {
+                microcloud: st.cfg.microcloud.clone(),
+                name: st.cfg.name.clone(),
+                addr: st.advertise.to_string(),
+            };
+            (beacon::encode(&b), st.advertise.ip())
+        };
+        for dest in beacon::destinations(own_ip, port) {
+            let _ = sock.get_ref().send_to(&bytes, dest);
+        }
+    }
+}
+
+async fn beacon_recv_loop(ctx: Rc<Ctx>, sock: Rc<Async<UdpSocket>>) {
+    let mut buf = [0u8; beacon::MAX_BEACON + 1];
+    // When each node was last joined through a beacon, to bound join traffic.
+    let mut recent: HashMap<String, g::Instant> = HashMap::new();
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            Timer::after(Duration::from_millis(100)).await;
+            continue;
+        };
+        let Some(b) = beacon::decode(&buf[..n]) else {
+            continue;
+        };
+        let now = ctx.now();
+        let target = {
+            let st = ctx.st.borrow();
+            if b.microcloud != st.cfg.microcloud || b.name == st.cfg.name || st.leaving {
+                continue;
+            }
+            let known_alive = st.node.member(&b.name).is_some_and(|m| {
+                matches!(m.state, g::MemberState::Alive | g::MemberState::Suspect)
+            });
+            if known_alive {
+                continue;
+            }
+            beacon::target(&b, from)
+        };
+        let Some(target) = target else { continue };
+        if recent
+            .get(&b.name)
+            .is_some_and(|t| now.saturating_since(*t) < Duration::from_secs(10))
+        {
+            continue;
+        }
+        if recent.len() > 256 {
+            recent.clear();
+        }
+        recent.insert(b.name.clone(), now);
+        log::info(&format!("beacon: found {} at {target}, joining", b.name));
+        ctx.st.borrow_mut().node.join(now, &[target]);
+        ctx.flush();
+    }
+}

@@ -1,0 +1,403 @@
+//! The control socket server: one request per connection from the CLI or the
+//! page, answered from the running agent's state.
+//!
+//! Every connection is untrusted input even though the socket is 0600: a
+//! frame over [`MAX_REQUEST`] is refused from its length prefix before
+//! anything is allocated; a connection that closes mid-frame, sends bytes
+//! that are not a request, or stays silent past [`REQUEST_TIMEOUT`] gets a
+//! [`Response::Error`] (when the peer still reads) and is closed; at most
+//! `MAX_CONTROL_CONNS` are served at once. None of it can stop the agent.
+
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::rc::Rc;
+use std::time::Duration;
+
+use nuvol_control::frame::{self, FrameError, MAX_REQUEST};
+use nuvol_control::*;
+use nuvol_gossip as g;
+use smol::io::AsyncReadExt;
+use smol::{Async, Timer};
+
+use crate::agent::{member_view, search_view, service_view, Ctx};
+use crate::{log, net};
+
+/// How long a client may take to send its request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_CONNS: usize = 32;
+
+pub async fn accept_loop(ctx: Rc<Ctx>, listener: Async<UnixListener>) {
+    let active = Rc::new(std::cell::Cell::new(0usize));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                log::warn(&format!("control accept: {e}"));
+                Timer::after(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let c = ctx.clone();
+        let active = active.clone();
+        ctx.ex
+            .spawn(async move {
+                let mut stream = stream;
+                if active.get() >= MAX_CONNS {
+                    reply(
+                        &mut stream,
+                        &error("agent busy: too many control connections"),
+                    )
+                    .await;
+                    return;
+                }
+                active.set(active.get() + 1);
+                serve(&c, stream).await;
+                active.set(active.get() - 1);
+            })
+            .detach();
+    }
+}
+
+fn error(message: impl Into<String>) -> Response {
+    Response::Error {
+        message: message.into(),
+    }
+}
+
+async fn reply(stream: &mut Async<UnixStream>, resp: &Response) {
+    let Ok(bytes) = frame::encode(resp) else {
+        return;
+    };
+    let _ = net::timeout(crate::control::REQUEST_TIMEOUT, async {
+        use smol::io::AsyncWriteExt;
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.flush().await;
+    })
+    .await;
+}
+
+async fn serve(ctx: &Rc<Ctx>, mut stream: Async<UnixStream>) {
+    let body = match net::timeout(REQUEST_TIMEOUT, net::read_frame(&mut stream, MAX_REQUEST)).await
+    {
+        None => {
+            reply(&mut stream, &error("no complete request within 5 s")).await;
+            return;
+        }
+        Some(Ok(None)) => return,
+        Some(Ok(Some(b))) => b,
+        Some(Err(FrameError::TooLarge { announced, limit })) => {
+            reply(
+                &mut stream,
+                &error(format!(
+                    "request of {announced} bytes is over the {limit}-byte limit"
+                )),
+            )
+            .await;
+            return;
+        }
+        Some(Err(FrameError::Truncated)) => {
+            reply(
+                &mut stream,
+                &error("truncated request: connection closed mid-frame"),
+            )
+            .await;
+            return;
+        }
+        Some(Err(e)) => {
+            reply(&mut stream, &error(format!("bad request: {e}"))).await;
+            return;
+        }
+    };
+    let request: Request = match frame::decode(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            reply(&mut stream, &error(format!("not a nuvol request ({e})"))).await;
+            return;
+        }
+    };
+    if let Request::Monitor = request {
+        monitor(ctx, stream).await;
+        return;
+    }
+    let resp = dispatch(ctx, request).await;
+    reply(&mut stream, &resp).await;
+}
+
+/// Streams changes until the client hangs up (or falls too far behind).
+async fn monitor(ctx: &Rc<Ctx>, mut stream: Async<UnixStream>) {
+    // A second handle on the socket watches for the hang-up while the first
+    // writes changes.
+    let mut watch = match stream.get_ref().try_clone().and_then(Async::new) {
+        Ok(w) => w,
+        Err(e) => {
+            reply(&mut stream, &error(format!("cannot monitor: {e}"))).await;
+            return;
+        }
+    };
+    let changes = ctx.add_monitor();
+    let mut b = [0u8; 1];
+    loop {
+        let next = smol::future::or(async { changes.recv().await.ok() }, async {
+            // Any read result means the client is gone (or talking out of turn).
+            let _ = watch.read(&mut b).await;
+            None
+        })
+        .await;
+        let Some(change) = next else { return };
+        let Ok(bytes) = frame::encode(&Response::Change(change)) else {
+            return;
+        };
+        use smol::io::AsyncWriteExt;
+        let ok = net::timeout(REQUEST_TIMEOUT, stream.write_all(&bytes)).await;
+        if !matches!(ok, Some(Ok(()))) {
+            return;
+        }
+    }
+}
+
+/// Answers one request.
+pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
+    let now = ctx.now();
+    match req {
+        Request::Info => info(ctx),
+        Request::Members => {
+            let st = ctx.st.borrow();
+            Response::Members(
+                st.node
+                    .members()
+                    .map(|m| member_view(&st.node, m, now))
+                    .collect(),
+            )
+        }
+        Request::Services => {
+            let st = ctx.st.borrow();
+            let me = st.node.name().to_string();
+            Response::Services(
+                st.node
+                    .own_records()
+                    .iter()
+                    .map(|r| service_view(&st.node, &me, r))
+                    .collect(),
+            )
+        }
+        Request::Publish(spec) => {
+            let r = publish(ctx, spec);
+            ctx.save_state();
+            ctx.flush();
+            r
+        }
+        Request::Unpublish { service_type, port } => {
+            let removed = ctx.st.borrow_mut().node.unpublish(now, &service_type, port);
+            ctx.save_state();
+            ctx.flush();
+            if removed {
+                Response::Ok
+            } else {
+                error(format!(
+                    "this node publishes no {service_type} on port {port}"
+                ))
+            }
+        }
+        Request::Search {
+            service_type,
+            scope,
+        } => {
+            let st = ctx.st.borrow();
+            let filter = g::SearchFilter {
+                service_type,
+                microcloud: match scope {
+                    Scope::Microcloud => Some(st.cfg.microcloud.clone()),
+                    Scope::Global => None,
+                },
+            };
+            Response::Services(st.node.search(&filter).iter().map(search_view).collect())
+        }
+        Request::Rtt { node } => {
+            let st = ctx.st.borrow();
+            if st.node.member(&node).is_none() {
+                return error(format!("no member named '{node}'"));
+            }
+            Response::Rtt {
+                rtt_us: st.node.rtt_to(&node).map(|d| d.as_micros() as u64),
+                node,
+            }
+        }
+        Request::Event { name, payload } => {
+            if name.is_empty() {
+                return error("an event needs a name");
+            }
+            let r = ctx.st.borrow_mut().node.fire_event(&name, &payload);
+            ctx.flush();
+            match r {
+                Ok(()) => Response::Ok,
+                Err(e) => error(format!("event not sent: {e}")),
+            }
+        }
+        Request::Query(spec) => {
+            if spec.name.is_empty() {
+                return error("a query needs a name");
+            }
+            let wait = Duration::from_millis(u64::from(spec.timeout_ms)) + Duration::from_secs(2);
+            let (id, done) = match ctx.start_query(spec) {
+                Ok(x) => x,
+                Err(e) => return error(format!("query not sent: {e}")),
+            };
+            let _ = net::timeout(wait, done.recv()).await;
+            Response::QueryResponses(ctx.finish_query(id))
+        }
+        Request::Join { addrs } => join(ctx, addrs).await,
+        Request::Leave => {
+            ctx.st.borrow_mut().node.leave(now);
+            ctx.flush();
+            Response::Ok
+        }
+        Request::Keys(cmd) => keys(ctx, cmd),
+        Request::Monitor => error("monitor is a stream; it is handled before dispatch"),
+        Request::ServiceList
+        | Request::ServiceStatus { .. }
+        | Request::ServiceControl { .. }
+        | Request::ServiceLogs { .. }
+        | Request::AppTemplates
+        | Request::AppList
+        | Request::AppInstall { .. }
+        | Request::AppControl { .. }
+        | Request::AppStatus { .. } => crate::services::dispatch(ctx, req).await,
+    }
+}
+
+fn info(ctx: &Rc<Ctx>) -> Response {
+    let st = ctx.st.borrow();
+    let n = &st.node;
+    let alive = n
+        .members()
+        .filter(|m| m.state == g::MemberState::Alive)
+        .count();
+    Response::Info(NodeInfo {
+        name: st.cfg.name.clone(),
+        microcloud: st.cfg.microcloud.clone(),
+        board: st.meta.board.clone(),
+        arch: st.meta.arch.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        addr: st.advertise.to_string(),
+        uptime_s: crate::metadata::Metadata::read(&st.cfg.state_dir).uptime_s,
+        mem_total_kb: st.meta.mem_total_kb,
+        mem_free_kb: st.meta.mem_free_kb,
+        load_x100: st.meta.load_x100,
+        members_alive: alive as u32,
+        members_total: n.members().count() as u32,
+        keys_installed: n.keyring().keys().len() as u32,
+        encrypted: n.keyring().is_encrypted(),
+        health_score: n.health_score(),
+        incarnation: n.incarnation(),
+        agent_rss_kb: crate::metadata::rss_kb(),
+        packets_rejected: n.stats().packets_rejected,
+    })
+}
+
+fn publish(ctx: &Rc<Ctx>, spec: PublishSpec) -> Response {
+    if spec.service_type.is_empty() || spec.port == 0 {
+        return error("a service needs a type and a port (1-65535)");
+    }
+    let mut st = ctx.st.borrow_mut();
+    let record = g::ServiceRecord {
+        service_type: spec.service_type,
+        description: spec.description,
+        host: String::new(),
+        ip: st.advertise.ip().to_string(),
+        port: spec.port,
+        microcloud: st.cfg.microcloud.clone(),
+        txt: spec.txt,
+        health: g::Health::Unknown,
+    };
+    match st.node.publish(record) {
+        Ok(()) => Response::Ok,
+        Err(e) => error(format!("not published: {e}")),
+    }
+}
+
+async fn join(ctx: &Rc<Ctx>, addrs: Vec<String>) -> Response {
+    if addrs.is_empty() {
+        return error("join needs at least one address");
+    }
+    let checked: Result<Vec<String>, String> = addrs
+        .iter()
+        .map(|a| crate::config::check_host_port(a))
+        .collect();
+    let addrs = match checked {
+        Ok(a) => a,
+        Err(e) => return error(e),
+    };
+    let resolved: Vec<(String, Option<std::net::SocketAddr>)> = smol::unblock(move || {
+        use std::net::ToSocketAddrs;
+        addrs
+            .into_iter()
+            .map(|a| {
+                let r = a.to_socket_addrs().ok().and_then(|mut i| i.next());
+                (a, r)
+            })
+            .collect()
+    })
+    .await;
+    let bad: Vec<&str> = resolved
+        .iter()
+        .filter(|(_, r)| r.is_none())
+        .map(|(a, _)| a.as_str())
+        .collect();
+    if !bad.is_empty() {
+        return error(format!("cannot resolve {}", bad.join(", ")));
+    }
+    let ok: Vec<_> = resolved.iter().filter_map(|(_, r)| *r).collect();
+    let now = ctx.now();
+    ctx.st.borrow_mut().node.join(now, &ok);
+    ctx.flush();
+    Response::Ok
+}
+
+fn keys(ctx: &Rc<Ctx>, cmd: KeyCommand) -> Response {
+    let parse = |k: &str| g::Key::from_base64(k.trim()).map_err(|e| error(format!("bad key: {e}")));
+    let r = match cmd {
+        KeyCommand::Generate => {
+            let mut bytes = [0u8; 32];
+            return match getrandom::getrandom(&mut bytes) {
+                Ok(()) => Response::Key(g::Key::from_bytes(bytes).to_base64()),
+                Err(e) => error(format!("no randomness: {e}")),
+            };
+        }
+        KeyCommand::List => {
+            let st = ctx.st.borrow();
+            return Response::Keys(
+                st.node
+                    .keyring()
+                    .keys()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| KeyView {
+                        fingerprint: k.fingerprint(),
+                        primary: i == 0,
+                    })
+                    .collect(),
+            );
+        }
+        KeyCommand::Install(k) => match parse(&k) {
+            Ok(key) => {
+                ctx.st.borrow_mut().node.keyring_mut().install(key);
+                Ok(())
+            }
+            Err(e) => return e,
+        },
+        KeyCommand::Use(k) => match parse(&k) {
+            Ok(key) => ctx.st.borrow_mut().node.keyring_mut().use_key(&key),
+            Err(e) => return e,
+        },
+        KeyCommand::Remove(k) => match parse(&k) {
+            Ok(key) => ctx.st.borrow_mut().node.keyring_mut().remove(&key),
+            Err(e) => return e,
+        },
+    };
+    match r {
+        Ok(()) => {
+            ctx.save_keyring();
+            Response::Ok
+        }
+        Err(e) => error(e.to_string()),
+    }
+}

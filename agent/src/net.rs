@@ -1,0 +1,62 @@
+//! Async helpers shared by the gossip streams and the control socket:
+//! length-prefixed frames read under a size limit, and timeouts.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use nuvol_control::frame::FrameError;
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Runs `f` for at most `d`; `None` if it did not finish.
+pub async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
+    smol::future::or(async { Some(f.await) }, async {
+        smol::Timer::after(d).await;
+        None
+    })
+    .await
+}
+
+/// Reads one frame body (4-byte big-endian length, then the body). Refuses
+/// to allocate past `limit`; `Ok(None)` on a clean end of stream before the
+/// first byte.
+pub async fn read_frame(
+    r: &mut (impl AsyncRead + Unpin),
+    limit: usize,
+) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]).await {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FrameError::Io(e)),
+        }
+    }
+    let announced = u32::from_be_bytes(len) as usize;
+    if announced > limit {
+        return Err(FrameError::TooLarge { announced, limit });
+    }
+    let mut body = vec![0u8; announced];
+    r.read_exact(&mut body).await.map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            FrameError::Truncated
+        } else {
+            FrameError::Io(e)
+        }
+    })?;
+    Ok(Some(body))
+}
+
+/// Writes `body` as one frame.
+pub async fn write_frame(w: &mut (impl AsyncWrite + Unpin), body: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(body.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame over 4 GiB"))?;
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body);
+    w.write_all(&out).await?;
+    w.flush().await
+}
