@@ -21,30 +21,52 @@ pub(crate) enum Subject {
     Query(String, u32),
 }
 
+/// Position in the send order: fewest transmissions first, then newest.
 type Rank = (u32, Reverse<u64>);
 
 /// Bound on queued updates; beyond it the most-retransmitted are dropped.
 const MAX_QUEUED: usize = 16_384;
 
+struct Item {
+    subject: Subject,
+    bytes: Vec<u8>,
+    transmits: u32,
+}
+
 #[derive(Default)]
 pub(crate) struct Broadcasts {
-    items: BTreeMap<Rank, (Subject, Vec<u8>)>,
-    by_subject: BTreeMap<Subject, Rank>,
+    /// Send order → encoded length, so a scan needs no item lookups.
+    order: BTreeMap<Rank, usize>,
+    items: BTreeMap<u64, Item>,
+    by_subject: BTreeMap<Subject, u64>,
     next_id: u64,
 }
 
 impl Broadcasts {
     pub(crate) fn push(&mut self, subject: Subject, encoded: Vec<u8>) {
         if let Some(old) = self.by_subject.remove(&subject) {
-            self.items.remove(&old);
+            if let Some(item) = self.items.remove(&old) {
+                self.order.remove(&(item.transmits, Reverse(old)));
+            }
         }
         self.next_id += 1;
-        let rank = (0, Reverse(self.next_id));
-        self.by_subject.insert(subject.clone(), rank);
-        self.items.insert(rank, (subject, encoded));
+        let id = self.next_id;
+        self.by_subject.insert(subject.clone(), id);
+        self.order.insert((0, Reverse(id)), encoded.len());
+        self.items.insert(
+            id,
+            Item {
+                subject,
+                bytes: encoded,
+                transmits: 0,
+            },
+        );
         while self.items.len() > MAX_QUEUED {
-            if let Some((_, (s, _))) = self.items.pop_last() {
-                self.by_subject.remove(&s);
+            let Some(((_, Reverse(id)), _)) = self.order.pop_last() else {
+                break;
+            };
+            if let Some(item) = self.items.remove(&id) {
+                self.by_subject.remove(&item.subject);
             }
         }
     }
@@ -57,34 +79,46 @@ impl Broadcasts {
         self.items.len()
     }
 
-    /// Take updates fitting in `budget` bytes, counting one transmission each
-    /// and retiring those that reach `limit`.
-    pub(crate) fn take(&mut self, mut budget: usize, limit: u32) -> Vec<Vec<u8>> {
+    /// Append updates fitting in `budget` bytes to `out`, counting one
+    /// transmission each and retiring those that reach `limit`. Returns how
+    /// many were appended.
+    pub(crate) fn take_into(&mut self, out: &mut Vec<u8>, mut budget: usize, limit: u32) -> usize {
         let mut picked: Vec<Rank> = Vec::new();
-        let mut out = Vec::new();
-        for (rank, (_, bytes)) in &self.items {
-            if budget < 4 {
+        let mut misses = 0;
+        for (rank, &len) in &self.order {
+            // Small messages are rare: once a few in a row did not fit, the
+            // datagram is as full as it will usefully get.
+            if budget < 4 || misses >= 8 {
                 break;
             }
-            if bytes.len() <= budget {
-                budget -= bytes.len();
-                picked.push(*rank);
-                out.push(bytes.clone());
+            if len > budget {
+                misses += 1;
+                continue;
             }
+            let Some(item) = self.items.get(&rank.1 .0) else {
+                continue;
+            };
+            budget -= len;
+            out.extend_from_slice(&item.bytes);
+            picked.push(*rank);
         }
-        for rank in picked {
-            if let Some((subject, bytes)) = self.items.remove(&rank) {
-                let next = rank.0 + 1;
-                if next >= limit {
-                    self.by_subject.remove(&subject);
-                } else {
-                    let new_rank = (next, rank.1);
-                    self.by_subject.insert(subject.clone(), new_rank);
-                    self.items.insert(new_rank, (subject, bytes));
+        for rank in &picked {
+            self.order.remove(rank);
+            let id = rank.1 .0;
+            let Some(item) = self.items.get_mut(&id) else {
+                continue;
+            };
+            item.transmits += 1;
+            if item.transmits >= limit {
+                if let Some(item) = self.items.remove(&id) {
+                    self.by_subject.remove(&item.subject);
                 }
+            } else {
+                self.order
+                    .insert((item.transmits, rank.1), item.bytes.len());
             }
         }
-        out
+        picked.len()
     }
 }
 
@@ -93,24 +127,30 @@ mod tests {
     use super::*;
     use alloc::vec;
 
+    fn take(b: &mut Broadcasts, budget: usize, limit: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        b.take_into(&mut out, budget, limit);
+        out
+    }
+
     #[test]
     fn newest_update_about_a_subject_replaces_the_old() {
         let mut b = Broadcasts::default();
         b.push(Subject::Member("a".into()), vec![1]);
         b.push(Subject::Member("a".into()), vec![2]);
         assert_eq!(b.len(), 1);
-        assert_eq!(b.take(100, 5), vec![vec![2]]);
+        assert_eq!(take(&mut b, 100, 5), vec![2]);
     }
 
     #[test]
     fn updates_retire_after_the_limit_and_least_sent_go_first() {
         let mut b = Broadcasts::default();
         b.push(Subject::Tags("a".into()), vec![1; 10]);
-        assert_eq!(b.take(100, 2).len(), 1);
+        assert_eq!(take(&mut b, 100, 2).len(), 10);
         b.push(Subject::Tags("b".into()), vec![2; 10]);
         // Only room for one: the unsent "b" wins over "a" (sent once).
-        assert_eq!(b.take(12, 2), vec![vec![2; 10]]);
-        assert_eq!(b.take(100, 2).len(), 2);
+        assert_eq!(take(&mut b, 12, 2), vec![2; 10]);
+        assert_eq!(take(&mut b, 100, 2).len(), 20);
         assert!(b.is_empty());
     }
 }

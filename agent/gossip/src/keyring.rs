@@ -19,7 +19,8 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use chacha20poly1305::Tag;
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use core::fmt;
 
@@ -191,20 +192,15 @@ impl Keyring {
             return out;
         };
         let cipher = ChaCha20Poly1305::new((&key.0).into());
-        let ct = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: payload,
-                    aad: &[SEALED],
-                },
-            )
-            // ChaCha20-Poly1305 only fails on messages beyond 256 GiB.
-            .unwrap_or_default();
-        let mut out = Vec::with_capacity(ct.len() + 13);
+        let mut out = Vec::with_capacity(payload.len() + SEAL_OVERHEAD);
         out.push(SEALED);
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
+        out.extend_from_slice(payload);
+        // ChaCha20-Poly1305 only fails on messages beyond 256 GiB.
+        let tag = cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &[SEALED], &mut out[13..])
+            .unwrap_or_default();
+        out.extend_from_slice(&tag);
         out
     }
 
@@ -219,17 +215,24 @@ impl Keyring {
                 if rest.len() < 12 + 16 {
                     return Err(OpenError::Truncated);
                 }
-                let (nonce, ct) = rest.split_at(12);
+                let (nonce, sealed) = rest.split_at(12);
+                let (ct, tag) = sealed.split_at(sealed.len() - 16);
+                let tag = Tag::from_slice(tag);
+                let mut buf = ct.to_vec();
                 for key in &self.keys {
                     let cipher = ChaCha20Poly1305::new((&key.0).into());
-                    if let Ok(pt) = cipher.decrypt(
-                        Nonce::from_slice(nonce),
-                        Payload {
-                            msg: ct,
-                            aad: &[SEALED],
-                        },
-                    ) {
-                        return Ok(pt);
+                    // The tag is checked before decrypting, so a failed
+                    // attempt leaves `buf` as it was for the next key.
+                    if cipher
+                        .decrypt_in_place_detached(
+                            Nonce::from_slice(nonce),
+                            &[SEALED],
+                            &mut buf,
+                            tag,
+                        )
+                        .is_ok()
+                    {
+                        return Ok(buf);
                     }
                 }
                 Err(OpenError::NoKey)

@@ -2,7 +2,7 @@
 //! coordinates for nuvol, as a sans-IO state machine (`no_std + alloc`).
 //!
 //! A [`Node`] is one member of a microcloud. The shell (the `nuvol` agent, or
-//! the `sim` simulator) feeds it time, datagrams and streams, and drains
+//! the [`sim`] simulator) feeds it time, datagrams and streams, and drains
 //! datagrams, streams, events and the next deadline:
 //!
 //! ```
@@ -35,6 +35,7 @@ pub mod config;
 pub mod keyring;
 mod node;
 mod rng;
+pub mod sim;
 mod suspicion;
 pub mod time;
 pub mod vivaldi;

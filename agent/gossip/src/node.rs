@@ -322,6 +322,52 @@ const MAX_JOIN_TARGETS: usize = 8;
 /// Peers written into saved state, at most.
 const MAX_SAVED_PEERS: usize = 64;
 
+/// Member name → position, keyed by a 64-bit FNV-1a hash so a lookup costs
+/// one integer search and one string comparison (this is the hot path of
+/// every gossiped message). Colliding names share a bucket.
+#[derive(Default)]
+struct NameIndex {
+    buckets: BTreeMap<u64, Vec<(String, usize)>>,
+}
+
+fn name_hash(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+impl NameIndex {
+    fn get(&self, name: &str) -> Option<&usize> {
+        self.buckets
+            .get(&name_hash(name))?
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, i)| i)
+    }
+
+    fn insert(&mut self, name: String, i: usize) {
+        let bucket = self.buckets.entry(name_hash(&name)).or_default();
+        match bucket.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = i,
+            None => bucket.push((name, i)),
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> Option<usize> {
+        let h = name_hash(name);
+        let bucket = self.buckets.get_mut(&h)?;
+        let pos = bucket.iter().position(|(n, _)| n == name)?;
+        let (_, i) = bucket.swap_remove(pos);
+        if bucket.is_empty() {
+            self.buckets.remove(&h);
+        }
+        Some(i)
+    }
+}
+
 /// One gossip member. See the module docs.
 pub struct Node {
     config: Config,
@@ -335,7 +381,7 @@ pub struct Node {
 
     /// Every known member, this node at index 0.
     members: Vec<Member>,
-    index: BTreeMap<String, usize>,
+    index: NameIndex,
     /// Members in Alive or Suspect state, this node included while not left.
     live: usize,
     probe_order: Vec<String>,
@@ -368,6 +414,8 @@ pub struct Node {
     join_targets: Vec<SocketAddr>,
     saved_peers: Vec<SocketAddr>,
     conflicts: BTreeSet<SocketAddr>,
+    /// Set while merging a join reply (see [`Node::rebroadcast`]).
+    quiet: bool,
 
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -394,7 +442,7 @@ impl Node {
             state_since: Instant::ZERO,
             coordinate: None,
         };
-        let mut index = BTreeMap::new();
+        let mut index = NameIndex::default();
         index.insert(identity.name.clone(), 0);
         let mut catalogs = BTreeMap::new();
         catalogs.insert(identity.name.clone(), NodeCatalog::default());
@@ -437,6 +485,7 @@ impl Node {
             join_targets: Vec::new(),
             saved_peers: Vec::new(),
             conflicts: BTreeSet::new(),
+            quiet: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -743,12 +792,14 @@ impl Node {
         if !self.started {
             self.start(now);
         }
-        let reply = pp.reply;
+        let (reply, join) = (pp.reply, pp.join);
+        self.quiet = reply && join;
         self.merge(now, pp);
+        self.quiet = false;
         if reply {
             return Ok(None);
         }
-        let out = self.seal(&wire::encode_push_pull(&self.push_pull_state(false, true)));
+        let out = self.seal(&wire::encode_push_pull(&self.push_pull_state(join, true)));
         self.stats.streams_sent += 1;
         self.stats.stream_bytes_sent += out.len() as u64;
         Ok(Some(out))
@@ -1102,7 +1153,9 @@ impl Node {
             self.next_probe = now + self.config.probe_interval;
             return;
         };
-        let i = self.index[&target];
+        let Some(&i) = self.index.get(&target) else {
+            return;
+        };
         let m = &self.members[i];
         let addr = m.addr;
         self.seq = self.seq.wrapping_add(1);
@@ -1325,15 +1378,20 @@ impl Node {
     }
 
     /// Send `msgs` to `to`, filling the rest of the datagram with updates.
-    fn send(&mut self, to: SocketAddr, mut msgs: Vec<Vec<u8>>) {
+    fn send(&mut self, to: SocketAddr, msgs: Vec<Vec<u8>>) {
         let used: usize = msgs.iter().map(Vec::len).sum();
         let room = self.payload_budget().saturating_sub(used);
         let limit = self.config.retransmit_limit(self.live);
-        msgs.extend(self.broadcasts.take(room, limit));
-        if msgs.is_empty() {
+        let mut plain = Vec::with_capacity(self.config.mtu);
+        wire::begin_packet(&mut plain);
+        for m in &msgs {
+            plain.extend_from_slice(m);
+        }
+        let piggybacked = self.broadcasts.take_into(&mut plain, room, limit);
+        if msgs.is_empty() && piggybacked == 0 {
             return;
         }
-        let plain = wire::assemble_packet(&msgs);
+        wire::finish_packet(&mut plain);
         let bytes = self.seal(&plain);
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
@@ -1411,6 +1469,14 @@ impl Node {
             catalogs,
             event_clock: self.event_clock,
             query_clock: self.query_clock,
+        }
+    }
+
+    /// Pass on news learnt from a peer, unless it came with a join reply:
+    /// a joiner learning the whole cluster is no news to the cluster.
+    fn rebroadcast(&mut self, subject: Subject, encoded: Vec<u8>) {
+        if !self.quiet {
+            self.broadcasts.push(subject, encoded);
         }
     }
 
@@ -1596,7 +1662,7 @@ impl Node {
             addr,
             incarnation: inc,
         };
-        self.broadcasts.push(
+        self.rebroadcast(
             Subject::Member(String::from(name)),
             wire::encode_message(&msg),
         );
@@ -1626,7 +1692,7 @@ impl Node {
             // and is worth passing on.
             if let Some(s) = self.suspicions.get_mut(name) {
                 if s.confirm(from) {
-                    self.broadcasts.push(
+                    self.rebroadcast(
                         Subject::Member(String::from(name)),
                         wire::encode_message(&msg()),
                     );
@@ -1657,7 +1723,7 @@ impl Node {
             name: String::from(name),
             incarnation: inc,
         });
-        self.broadcasts.push(
+        self.rebroadcast(
             Subject::Member(String::from(name)),
             wire::encode_message(&msg()),
         );
@@ -1701,7 +1767,7 @@ impl Node {
             incarnation: inc,
             from: String::from(from),
         };
-        self.broadcasts.push(
+        self.rebroadcast(
             Subject::Member(String::from(name)),
             wire::encode_message(&msg),
         );
@@ -1736,7 +1802,7 @@ impl Node {
             lamport,
             tags,
         };
-        self.broadcasts.push(
+        self.rebroadcast(
             Subject::Tags(String::from(name)),
             wire::encode_message(&msg),
         );
@@ -1793,7 +1859,7 @@ impl Node {
             node: node_s,
             entry,
         };
-        self.broadcasts.push(subject, wire::encode_message(&msg));
+        self.rebroadcast(subject, wire::encode_message(&msg));
     }
 
     fn on_user_event(&mut self, lamport: u64, origin: String, name: String, payload: Vec<u8>) {

@@ -253,7 +253,7 @@ pub struct CatalogState {
 pub struct PushPull {
     #[n(0)]
     pub version: u8,
-    /// Sent by a joining node (the answer is the same, `reply` set).
+    /// Sent by a joining node; the answer echoes it (with `reply` set).
     #[n(1)]
     pub join: bool,
     /// An answer; never answered again.
@@ -310,28 +310,30 @@ pub fn encode_message(m: &Message) -> Vec<u8> {
     minicbor::to_vec(m).unwrap_or_default()
 }
 
-/// Assemble a datagram payload from already-encoded messages.
-pub fn assemble_packet(encoded: &[Vec<u8>]) -> Vec<u8> {
-    let body: usize = encoded.iter().map(Vec::len).sum();
-    let mut out = Vec::with_capacity(body + 8);
-    let mut e = Encoder::new(&mut out);
-    let _ = e
-        .array(2)
-        .and_then(|e| e.u8(VERSION))
-        .and_then(|e| e.array(encoded.len() as u64));
-    for m in encoded {
-        out.extend_from_slice(m);
-    }
-    out
+/// Start a datagram payload: `[version, [_` (messages follow, each already
+/// encoded, then [`finish_packet`]). The message list is an indefinite-length
+/// array so messages can be appended as they are chosen.
+pub fn begin_packet(out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0x82, VERSION, 0x9f]);
 }
 
-/// Bytes [`assemble_packet`] adds around the messages (upper bound).
-pub const PACKET_OVERHEAD: usize = 1 + 2 + 9;
+/// Close a payload started with [`begin_packet`].
+pub fn finish_packet(out: &mut Vec<u8>) {
+    out.push(0xff);
+}
+
+/// Bytes [`begin_packet`] and [`finish_packet`] add around the messages.
+pub const PACKET_OVERHEAD: usize = 4;
 
 /// Encode a datagram payload.
 pub fn encode_packet(messages: &[Message]) -> Vec<u8> {
-    let enc: Vec<Vec<u8>> = messages.iter().map(encode_message).collect();
-    assemble_packet(&enc)
+    let mut out = Vec::new();
+    begin_packet(&mut out);
+    for m in messages {
+        out.extend_from_slice(&encode_message(m));
+    }
+    finish_packet(&mut out);
+    out
 }
 
 /// Decode a datagram payload. Messages of unknown types are skipped.
@@ -345,13 +347,24 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Vec<Message>, WireError> {
     if version != VERSION {
         return Err(WireError::Version(version));
     }
-    let count = d.array()?.ok_or(WireError::Malformed)?;
-    // Each message takes at least two bytes: bound the count by the input.
-    if count > bytes.len() as u64 {
+    // Definite or indefinite; each message takes at least two bytes, so a
+    // definite count beyond the input length is a lie.
+    let count = d.array()?;
+    if count.is_some_and(|n| n > bytes.len() as u64) {
         return Err(WireError::Malformed);
     }
     let mut out = Vec::new();
-    for _ in 0..count {
+    let mut seen = 0u64;
+    loop {
+        match count {
+            Some(n) if seen == n => break,
+            None if d.datatype()? == minicbor::data::Type::Break => {
+                d.skip()?;
+                break;
+            }
+            _ => {}
+        }
+        seen += 1;
         let mut probe = d.probe();
         probe.array()?;
         let kind = probe.u32()?;
