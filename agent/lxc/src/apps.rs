@@ -651,10 +651,13 @@ impl Apps {
         nuvol_uci::write_atomic(&dir.join(RECORD), &record)
             .map_err(io(format!("writing {}", dir.display())))?;
 
+        // Forwards (and the masquerade a private bridge needs) before setup:
+        // setup steps usually download packages from inside the container.
+        self.apply_forwards().map_err(AppError::Network)?;
         if !m.setup.is_empty() {
             self.run_setup(name, &m.setup)?;
         }
-        self.apply_forwards().map_err(AppError::Network)
+        Ok(())
     }
 
     /// Runs the setup lines once, in the container started with a placeholder

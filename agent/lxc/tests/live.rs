@@ -97,6 +97,18 @@ fn website_installs_answers_on_its_published_port_and_uninstalls_without_trace()
             "32"
         );
     }
+    // attach-run: a command inside the running container.
+    let out = lxc
+        .attach_run(
+            &name,
+            &["/bin/cat", "/srv/www/index.html"],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert!(
+        out.success() && out.stdout.contains("Hello from nuvol"),
+        "{out:?}"
+    );
     let status = env.apps.status(&name).unwrap();
     assert!(status.memory_bytes.unwrap_or(0) > 0, "{status:?}");
 
@@ -248,6 +260,55 @@ fn a_local_rootfs_tarball_becomes_a_running_app() {
     wait_for("the tarball's page", Duration::from_secs(15), || {
         page(PUBLISHED).is_some_and(|b| b.contains("rootfs-ok"))
     });
+    env.apps.uninstall(&name).unwrap();
+    assert!(env.lxcpath_entries().is_empty());
+}
+
+#[test]
+fn host_networking_publishes_the_container_port_on_the_node_itself() {
+    require_lxc!();
+    enter_private_network();
+    let mut env = Env::new("host", None);
+    env.apps.settings.network = nuvol_lxc::net::Mode::Host;
+    env.apps.settings.forward = false;
+    let tdir = env.templates().to_path_buf();
+    template(
+        &tdir,
+        "hostweb",
+        &format!(
+            "{HEAD}\toption name 'hostweb'\n\tlist architecture 'all'\n\toption command 'echo host-ok > /tmp/index.html; exec httpd -f -p 8099 -h /tmp'\n\tlist port '8099:9999'\n\toption health 'exec:test -f /tmp/index.html'\n"
+        ),
+    );
+    let name = unique("host");
+    let view = env.apps.install("hostweb", &name).expect("install");
+    assert_eq!(
+        view.ports,
+        vec![(8099, 8099)],
+        "host networking cannot remap a port"
+    );
+    env.apps.start(&name).expect("start");
+    let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8099);
+    wait_for(
+        "the page on the node's own port",
+        Duration::from_secs(15),
+        || page(local).is_some_and(|b| b.contains("host-ok")),
+    );
+    let check = env.apps.check(&name).unwrap().expect("exec check");
+    assert!(
+        matches!(check, Check::Exec(ref argv) if argv[0] == "lxc-attach"),
+        "{check:?}"
+    );
+    assert!(
+        check.run(Duration::from_secs(10)),
+        "the exec check runs inside the container"
+    );
+    // Its port is now taken on the node: a second copy is refused, naming the field.
+    let err = env.apps.install("hostweb", &unique("hosttwo")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(": port: 8099/tcp is already in use"),
+        "{err}"
+    );
     env.apps.uninstall(&name).unwrap();
     assert!(env.lxcpath_entries().is_empty());
 }

@@ -77,13 +77,20 @@ fn setup_lines_write_the_intended_config_files() {
             "server.document-root = \"/srv/share\"\nserver.port = 80\n",
         ),
     ] {
-        let text = std::fs::read_to_string(templates_dir().join(format!("{template}.app"))).unwrap();
+        let text =
+            std::fs::read_to_string(templates_dir().join(format!("{template}.app"))).unwrap();
         let m = manifest::parse(&text).unwrap();
         let line = m.setup.iter().find(|l| l.contains(file)).unwrap();
         let target = root.join(template);
-        std::fs::create_dir_all(target.join(Path::new(file).parent().unwrap().strip_prefix("/").unwrap())).unwrap();
+        std::fs::create_dir_all(
+            target.join(Path::new(file).parent().unwrap().strip_prefix("/").unwrap()),
+        )
+        .unwrap();
         let local = line.replace(file, &format!("{}{file}", target.display()));
-        let out = std::process::Command::new("/bin/sh").args(["-c", &local]).output().unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", &local])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{local}");
         let written = std::fs::read_to_string(format!("{}{file}", target.display())).unwrap();
         assert!(written.starts_with(expect), "{template}: {written:?}");
