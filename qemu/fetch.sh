@@ -5,7 +5,8 @@
 # Debian kernel with its modules and busybox-static. Safe to re-run: finished
 # parts are marked with a stamp file and skipped.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+# shellcheck source=qemu/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Runtime libraries qemu-system-{arm,mips} 7.2 link against; only those the
 # host does not already have get downloaded.

@@ -10,8 +10,10 @@
 #   dist/BOARD/nuvol                  what ./build.sh BOARD produced
 #   dist/B/nuvol                      for a board B with the same Rust target
 #   a cross-build of its own          cargo zigbuild into target-qemu/
+#                                     (NUVOL_QEMU_BUILD=never reuses the last one)
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+# shellcheck source=qemu/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # nuvol_for_board: path of the static nuvol for the current M_* board.
 nuvol_for_board() {
@@ -43,10 +45,15 @@ cross_build() {
 	local std=()
 	case $M_TARGET in
 	aarch64-* | x86_64-*) ;; # rustup ships std for these
-	*) std=(-Zbuild-std=std,panic_abort) ;;
+	*) std=("-Zbuild-std=std,panic_abort") ;;
 	esac
 	local log=$tdir/qemu-build-$M_TARGET.log
 	mkdir -p "$tdir"
+	local bin=$tdir/$M_TARGET/release/nuvol
+	if [ "${NUVOL_QEMU_BUILD:-auto}" = never ] && [ -x "$bin" ]; then
+		printf '%s\n' "$bin"
+		return
+	fi
 	say "cross-building nuvol for $M_TARGET (no dist/$M_BOARD/nuvol yet), log in ${log#"$ROOT"/}"
 	if ! (cd "$ROOT" && CARGO_TARGET_DIR=$tdir RUSTC_BOOTSTRAP=1 \
 		RUSTFLAGS="-C link-self-contained=no -C target-feature=+crt-static" \
@@ -64,7 +71,7 @@ module_order() {
 	local moddir=$1
 	shift
 	declare -A seen=()
-	local out=()
+	local order=()
 	visit() {
 		local name=${1//-/_}
 		[ -n "${seen[$name]:-}" ] && return
@@ -80,13 +87,13 @@ module_order() {
 		for dep in ${deps//,/ }; do
 			visit "$dep"
 		done
-		out+=("${file#"$moddir"/}")
+		order+=("${file#"$moddir"/}")
 	}
 	local m
 	for m in "$@"; do
 		visit "$m"
 	done
-	printf '%s\n' "${out[@]}"
+	printf '%s\n' "${order[@]}"
 }
 
 main() {

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the M_* and path variables are for the scripts that source this
 # Shared by the qemu/ scripts: where things live, which emulated machine runs
 # which board, and a private apt that fetches foreign-architecture packages
 # without touching the host's dpkg state (installing qemu-system-* would
@@ -57,6 +58,7 @@ machine_for() {
 		M_DEBARCH=armhf
 		M_KERNEL_PKG=linux-image-armmp
 		M_QEMU=qemu-system-arm
+		# shellcheck disable=SC2054 # -M takes one comma-separated value
 		M_MACHINE=(-M virt,highmem=off -cpu cortex-a15)
 		M_NIC=virtio-net-device
 		M_CONSOLE=ttyAMA0

@@ -24,7 +24,8 @@
 #
 # Environment: NUVOL_QEMU_BOOT_TIMEOUT (s, default 120) bounds each boot.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+# shellcheck source=qemu/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BOOT_TIMEOUT=${NUVOL_QEMU_BOOT_TIMEOUT:-120}
 JOIN_TIMEOUT=${NUVOL_QEMU_JOIN_TIMEOUT:-120}
@@ -87,7 +88,7 @@ vm_start() {
 	mkfifo "$dir/con.in" "$dir/con.out"
 	# Reading con.out continuously keeps qemu from blocking on a full pipe.
 	cat "$dir/con.out" >"$dir/console.log" &
-	VM_READER[$i]=$!
+	VM_READER[i]=$!
 	local join="" j
 	for j in "${!VM_BOARDS[@]}"; do
 		join+="${join:+,}$SUBNET.$((j + 1)):7946"
@@ -113,11 +114,11 @@ vm_start() {
 		-chardev "pipe,id=con,path=$dir/con" -serial chardev:con \
 		"${netdev[@]}" -device "$M_NIC,netdev=n0,mac=52:54:00:77:00:$(printf %02x $((i + 1)))" \
 		</dev/null >"$dir/qemu.log" 2>&1 &
-	VM_PID[$i]=$!
-	VM_DIR[$i]=$dir
-	VM_BOARD[$i]=$board
-	VM_IP[$i]=$ip
-	VM_NAME[$i]=$name
+	VM_PID[i]=$!
+	VM_DIR[i]=$dir
+	VM_BOARD[i]=$board
+	VM_IP[i]=$ip
+	VM_NAME[i]=$name
 }
 
 vm_alive() { kill -0 "${VM_PID[$1]}" 2>/dev/null; }
@@ -151,8 +152,14 @@ vm_cmd() {
 	# The markers are built by the VM's shell, so its output, never the
 	# command text, is what matches. The extra `echo` makes the end marker
 	# start a line even if the output did not end with a newline.
-	printf '%s\n' "echo @@B$n; ( $* ) </dev/null 2>&1; echo \"
-@@E$n \$?\"" >"${VM_DIR[$i]}/con.in"
+	# The blank lines after it are padding: qemu's PL011 hands the guest its
+	# receive FIFO only when enough bytes have arrived, so the tail of the last
+	# write waits in the FIFO until more input comes; the blank lines are that.
+	{
+		printf '%s\n' "echo @@B$n; ( $* ) </dev/null 2>&1; echo \"
+@@E$n \$?\""
+		printf '\n%.0s' {1..32}
+	} >"${VM_DIR[$i]}/con.in"
 	local end=$((SECONDS + t))
 	until grep -aq "^@@E$n " "$log"; do
 		if [ $SECONDS -ge $end ] || ! vm_alive "$i"; then
@@ -421,4 +428,7 @@ main() {
 	fi
 }
 
-main "$@"
+# Sourcing this file (for debugging) defines the functions without running.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi

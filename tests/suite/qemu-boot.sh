@@ -15,8 +15,9 @@ skip() {
 }
 
 [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] || skip "the qemu-system packages fetched here are Debian amd64; this host is $(uname -s)-$(uname -m)"
-command -v dpkg-deb >/dev/null && command -v apt-get >/dev/null ||
+if ! command -v dpkg-deb >/dev/null || ! command -v apt-get >/dev/null; then
 	skip "no dpkg-deb/apt-get to unpack Debian's qemu-system and kernels"
+fi
 if [ ! -f "$cache/host/.done" ] && ! timeout 15 bash -c ': </dev/tcp/deb.debian.org/80' 2>/dev/null; then
 	skip "qemu-system is not cached and deb.debian.org is unreachable"
 fi
