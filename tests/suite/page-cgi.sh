@@ -97,7 +97,7 @@ check_view /members     '>beta</td>' '>gamma</td>' 'suspect' '12 ms'
 check_view /search      'Community wiki' 'Shell on beta' 'href="http://10.0.0.2:80/"'
 check_view '/search?scope=global&type=http' 'Sants map tiles' 'class=on>http</a>'
 check_view /services    'tileserver' 'error: port 8000 in use' 'alpha status page'
-check_view /apps        'Offline static web page' 'not for this board'
+check_view /apps        'Static web site (busybox httpd)' 'not for this board'
 check_view /events      'Send an event' 'Ask a query'
 for v in / /members /search /services /apps /events; do
     req root:rootpw GET "$v?format=json"
@@ -118,22 +118,22 @@ req root:rootpw GET /apps
 TOKEN=$(grep -o 'name=csrf value="[^"]*"' "$WORK/body" | head -1 | sed 's/.*value="//; s/"$//')
 [ -n "$TOKEN" ] || fail "no CSRF token on /apps"
 BEFORE=$(changes)
-req root:rootpw POST /install 'template=offline&name='
+req root:rootpw POST /install 'template=website&name='
 [ "$STATUS" = 403 ] || fail "POST without token -> $STATUS"
 case $TOKEN in *0) WRONG=${TOKEN%?}1 ;; *) WRONG=${TOKEN%?}0 ;; esac
-req root:rootpw POST /install "template=offline&name=&csrf=$WRONG"
+req root:rootpw POST /install "template=website&name=&csrf=$WRONG"
 [ "$STATUS" = 403 ] || fail "POST with wrong token -> $STATUS"
-req guest:guestpw POST /install "template=offline&name=&csrf=$TOKEN"
+req guest:guestpw POST /install "template=website&name=&csrf=$TOKEN"
 [ "$STATUS" = 403 ] || fail "POST by a user not allowed -> $STATUS"
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' -u root:rootpw -H 'Referer: http://evil.example/x' \
-    --data-binary "template=offline&name=&csrf=$TOKEN" "$BASE/install")
+    --data-binary "template=website&name=&csrf=$TOKEN" "$BASE/install")
 [ "$STATUS" = 403 ] || fail "POST with the right token from another site -> $STATUS"
 [ "$(changes)" = "$BEFORE" ] || fail "a refused POST reached the agent: $(tail -3 "$LOG")"
-req root:rootpw POST /install "template=offline&name=&csrf=$TOKEN"
+req root:rootpw POST /install "template=website&name=&csrf=$TOKEN"
 [ "$STATUS" = 303 ] || fail "POST with token -> $STATUS"
 grep -qi '^Location: /cgi-bin/nuvol/apps' "$WORK/head" || fail "no redirect back to /apps"
-grep -q 'AppInstall { template: "offline", name: "offline" }' "$LOG" || fail "install did not reach the agent"
-req root:rootpw POST /app "name=offline&action=start&csrf=$TOKEN"
+grep -q 'AppInstall { template: "website", name: "website" }' "$LOG" || fail "install did not reach the agent"
+req root:rootpw POST /app "name=website&action=start&csrf=$TOKEN"
 req root:rootpw GET /apps
 has 'RUNNING' "apps after start"
 

@@ -165,8 +165,8 @@ fn every_view_answers_200_with_its_rows() {
         (
             "/apps",
             &[
-                "offline",
-                "Offline static web page",
+                "website",
+                "Static web site (busybox httpd)",
                 "not for this board",
                 "No apps installed.",
             ],
@@ -243,11 +243,11 @@ fn post_without_or_with_wrong_csrf_token_changes_nothing() {
     let (agent, page) = setup("csrf");
     let good = csrf_of(&get(&page, "/apps", "").body);
     let forged = [
-        "template=offline&name=x".to_string(),
-        "template=offline&name=x&csrf=".to_string(),
-        "template=offline&name=x&csrf=1234.00112233445566778899aabbccddeeff".to_string(),
+        "template=website&name=x".to_string(),
+        "template=website&name=x&csrf=".to_string(),
+        "template=website&name=x&csrf=1234.00112233445566778899aabbccddeeff".to_string(),
         format!(
-            "template=offline&name=x&csrf={}",
+            "template=website&name=x&csrf={}",
             good.replace('a', "b").replace('1', "2")
         ),
     ];
@@ -265,7 +265,7 @@ fn post_without_or_with_wrong_csrf_token_changes_nothing() {
         "POST",
         "/install",
         "",
-        &format!("template=offline&csrf={guest_token}"),
+        &format!("template=website&csrf={guest_token}"),
         Some("root"),
     );
     assert_eq!(a.status, 403);
@@ -276,14 +276,14 @@ fn post_without_or_with_wrong_csrf_token_changes_nothing() {
         "POST",
         "/install",
         "",
-        &format!("template=offline&name=&csrf={good}"),
+        &format!("template=website&name=&csrf={good}"),
         Some("root"),
     );
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(a.header("Location"), Some("/cgi-bin/nuvol/apps"));
     assert_eq!(
         agent.changes(),
-        vec!["AppInstall { template: \"offline\", name: \"offline\" }"]
+        vec!["AppInstall { template: \"website\", name: \"website\" }"]
     );
 }
 
@@ -477,7 +477,7 @@ fn builtin_server_requires_login_and_serves_every_view() {
         ("/members", "gamma"),
         ("/search?scope=global", "Sants map tiles"),
         ("/services", "tileserver"),
-        ("/apps", "offline"),
+        ("/apps", "website"),
         ("/events", "Ask a query"),
     ] {
         let a = http(addr, "GET", path, Some(&cookie), "");
@@ -508,9 +508,9 @@ fn builtin_server_click_through_install_start_publish() {
     let cookie = login(addr, "pw").unwrap();
     let token = csrf_of(&http(addr, "GET", "/apps", Some(&cookie), "").body);
     for body in [
-        "template=offline&name=",
-        "name=offline&action=start",
-        "name=offline&action=publish",
+        "template=website&name=",
+        "name=website&action=start",
+        "name=website&action=publish",
     ] {
         let path = if body.starts_with("template") {
             "/install"
@@ -541,7 +541,7 @@ fn builtin_server_click_through_install_start_publish() {
         "POST",
         "/app",
         Some(&other),
-        &format!("name=offline&action=stop&csrf={token}"),
+        &format!("name=website&action=stop&csrf={token}"),
     );
     assert_eq!(a.status, 403);
     // Logging out ends the session.

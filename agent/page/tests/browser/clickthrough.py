@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 
 base, password, driver_port, out_dir = sys.argv[1:5]
-template = sys.argv[5] if len(sys.argv) > 5 else "offline"
+template = sys.argv[5] if len(sys.argv) > 5 else "website"
 WD = f"http://127.0.0.1:{driver_port}"
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
 

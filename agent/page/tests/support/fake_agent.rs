@@ -187,8 +187,8 @@ impl Model {
             ],
             templates: vec![
                 TemplateView {
-                    name: "offline".into(),
-                    description: "Offline static web page (no download needed)".into(),
+                    name: "website".into(),
+                    description: "Static web site (busybox httpd), offline".into(),
                     version: "1.0".into(),
                     architectures: vec!["armv7".into(), "x86_64".into(), "aarch64".into()],
                     supported: true,
