@@ -620,9 +620,22 @@ impl Apps {
         self.lxc.append_config(name, &extra)?;
         let rootfs = self.lxc.rootfs(name)?;
         if let Some(cmd) = &m.command {
+            // On a bridge without static addresses the app's own init asks
+            // DHCP (the LAN's server, dnsmasq on OpenWRT); a distro init does
+            // that itself, a bare command needs nuvol's.
+            let dhcp = matches!(self.settings.network, Mode::Bridge(_)) && address.is_none();
             let script = rootfs.join(INIT_SCRIPT);
-            std::fs::write(&script, init_script(cmd))
+            std::fs::write(&script, init_script(cmd, dhcp))
                 .map_err(io(format!("writing {}", script.display())))?;
+            if dhcp {
+                let hook = rootfs.join(DHCP_SCRIPT);
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::write(&hook, DHCP_HOOK)
+                    .and_then(|_| {
+                        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
+                    })
+                    .map_err(io(format!("writing {}", hook.display())))?;
+            }
         }
         if !self.settings.dns.is_empty() {
             let resolv = rootfs.join("etc/resolv.conf");
@@ -1084,18 +1097,45 @@ pub fn container_config(m: &Manifest, layout: &CgroupLayout) -> Result<String, V
 
 /// The container's init for an app with a command: the command runs as a
 /// child, so PID 1 is a shell with a TERM trap (a bare daemon as PID 1 would
-/// ignore SIGTERM, and every stop would wait for SIGKILL).
-pub fn init_script(command: &str) -> String {
+/// ignore SIGTERM, and every stop would wait for SIGKILL). With `dhcp`, a
+/// background `udhcpc` first gets (and keeps renewing) eth0's address.
+pub fn init_script(command: &str, dhcp: bool) -> String {
+    let dhcp = if dhcp {
+        format!(
+            "udhcpc -b -i eth0 -t 10 -T 1 -s /{DHCP_SCRIPT} -x hostname:\"$(hostname)\" >/dev/null 2>&1\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "#!/bin/sh\n\
          # Written by nuvol: runs the app as a child so that SIGTERM stops it cleanly.\n\
          trap 'kill -TERM \"$child\" 2>/dev/null; wait \"$child\"; exit 0' TERM INT\n\
+         {dhcp}\
          /bin/sh -c {} &\n\
          child=$!\n\
          wait \"$child\"\n",
         nuvol_uci::quote(command)
     )
 }
+
+/// The udhcpc hook nuvol writes for [`init_script`] with DHCP.
+const DHCP_SCRIPT: &str = "nuvol-dhcp";
+
+/// Applies a lease with the busybox `ip` applet (busybox images ship no
+/// default udhcpc script).
+const DHCP_HOOK: &str = "#!/bin/sh\n\
+# Written by nuvol: udhcpc hook for the app's eth0.\n\
+case \"$1\" in\n\
+deconfig) ip addr flush dev \"$interface\"; ip link set \"$interface\" up ;;\n\
+bound|renew)\n\
+\tip addr flush dev \"$interface\"\n\
+\tip addr add \"$ip/${mask:-24}\" dev \"$interface\"\n\
+\tfor r in $router; do ip route add default via \"$r\" dev \"$interface\" && break; done\n\
+\t[ -n \"$dns\" ] && { for d in $dns; do echo \"nameserver $d\"; done > /etc/resolv.conf; }\n\
+\t;;\n\
+esac\n\
+exit 0\n";
 
 #[cfg(test)]
 mod tests {
@@ -1147,7 +1187,9 @@ mod tests {
 
     #[test]
     fn init_script_quotes_the_command() {
-        let s = init_script("echo 'it''s' && exec httpd -f");
+        let s = init_script("echo 'it''s' && exec httpd -f", false);
+        assert!(!s.contains("udhcpc"));
+        assert!(init_script("x", true).contains("udhcpc -b -i eth0"));
         assert!(
             s.contains("/bin/sh -c 'echo '\\''it'\\'''\\''s'\\'' && exec httpd -f' &\n"),
             "{s}"

@@ -223,13 +223,15 @@ fn cgroup_path_v2(proc_cgroup: &str) -> Option<&str> {
 
 /// The `lxc-*` tools nuvol calls, with the OpenWRT package of each (OpenWRT
 /// ships one package per tool).
-pub const CORE_TOOLS: [&str; 6] = [
+/// `lxc-wait` is what the supervised watcher blocks in.
+pub const CORE_TOOLS: [&str; 7] = [
     "lxc-create",
     "lxc-start",
     "lxc-stop",
     "lxc-destroy",
     "lxc-info",
     "lxc-attach",
+    "lxc-wait",
 ];
 
 /// Namespaces a container needs, with the OpenWRT kernel option that gives each.
@@ -311,7 +313,7 @@ impl HostFacts {
         let wanted = CORE_TOOLS
             .iter()
             .copied()
-            .chain(["nft", "ip", "busybox", "tar", "lxc-wait"]);
+            .chain(["nft", "ip", "busybox", "tar"]);
         let tools = wanted
             .filter(|t| std::env::split_paths(&path).any(|d| is_executable(&d.join(t))))
             .map(String::from)
@@ -500,7 +502,7 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         };
         let p = facts.check(&[Need::Core]);
         let text: Vec<String> = p.iter().map(ToString::to_string).collect();
-        assert_eq!(p.len(), 4, "{text:?}");
+        assert_eq!(p.len(), 5, "{text:?}");
         assert!(text.iter().any(|t| t.contains("opkg install lxc-attach")));
         assert!(text.iter().all(|t| t.contains("apt-get install lxc")));
     }

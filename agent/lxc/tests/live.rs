@@ -312,3 +312,69 @@ fn host_networking_publishes_the_container_port_on_the_node_itself() {
     env.apps.uninstall(&name).unwrap();
     assert!(env.lxcpath_entries().is_empty());
 }
+
+#[test]
+fn on_a_lan_bridge_the_address_comes_from_dhcp_and_is_published() {
+    require_lxc!();
+    enter_private_network();
+    let mut env = Env::new("dhcp", Some(&shipped_templates()));
+    env.apps.settings.subnet = None;
+    env.apps.settings.forward = false;
+    // The LAN's DHCP server (dnsmasq on OpenWRT): busybox udhcpd on the test bridge.
+    let conf = env.dir.join("udhcpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "start 10.213.0.100\nend 10.213.0.150\ninterface nvbr0\nlease_file {}\noption subnet 255.255.255.0\noption router 10.213.0.1\n",
+            env.dir.join("leases").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(env.dir.join("leases"), "").unwrap();
+    let mut dhcpd = Command::new("busybox")
+        .args(["udhcpd", "-f"])
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("udhcpd runs");
+
+    let name = unique("dhcp");
+    let view = env.apps.install("website", &name).expect("install");
+    assert!(view.ips.is_empty(), "no static address: {view:?}");
+    env.apps.start(&name).expect("start");
+    let mut ip = None;
+    wait_for("a DHCP lease", Duration::from_secs(20), || {
+        ip = env
+            .apps
+            .status(&name)
+            .unwrap()
+            .ips
+            .into_iter()
+            .find(|i| i.starts_with("10.213.0.1"));
+        ip.is_some()
+    });
+    let ip: Ipv4Addr = ip.unwrap().parse().unwrap();
+    assert_eq!(
+        env.apps.publish_ip(&name).unwrap(),
+        Some(IpAddr::V4(ip)),
+        "the record carries the container's own address"
+    );
+    let addr = SocketAddr::new(IpAddr::V4(ip), 80);
+    assert_eq!(
+        env.apps.check(&name).unwrap(),
+        Some(Check::Http {
+            addr,
+            path: "/".into()
+        })
+    );
+    wait_for(
+        "the page on the leased address",
+        Duration::from_secs(15),
+        || page(addr).is_some(),
+    );
+    env.apps.uninstall(&name).unwrap();
+    let _ = dhcpd.kill();
+    let _ = dhcpd.wait();
+    assert!(env.lxcpath_entries().is_empty());
+}
