@@ -34,7 +34,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -244,6 +244,32 @@ pub fn hash_password(password: &str) -> io::Result<String> {
     hash_password_with(password, DEFAULT_ITERATIONS)
 }
 
+/// `nuvol page-passwd`: reads a password (first line of `input`) and prints
+/// the UCI line to paste into the `page` section. Returns the exit code: 0,
+/// 100 for an empty or unreadable password, 111 without random bytes.
+pub fn passwd_main(input: &mut dyn BufRead, out: &mut dyn Write) -> i32 {
+    let mut line = String::new();
+    if input.take(1024).read_line(&mut line).is_err() {
+        eprintln!("page-passwd: cannot read the password");
+        return 100;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("page-passwd: type the password on standard input");
+        return 100;
+    }
+    match hash_password(password) {
+        Ok(h) => match writeln!(out, "\toption password_hash '{h}'") {
+            Ok(()) => 0,
+            Err(_) => 111,
+        },
+        Err(e) => {
+            eprintln!("page-passwd: {e}");
+            111
+        }
+    }
+}
+
 /// Fills `buf` from the kernel's random source.
 pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     fs::File::open("/dev/urandom")?.read_exact(buf)
@@ -389,6 +415,17 @@ mod tests {
             to_hex(&out),
             "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
         );
+    }
+
+    #[test]
+    fn passwd_prints_a_line_that_verifies() {
+        let mut out = Vec::new();
+        assert_eq!(passwd_main(&mut &b"hunter2\n"[..], &mut out), 0);
+        let line = String::from_utf8(out).unwrap();
+        let hash = line.trim().strip_prefix("option password_hash '").unwrap();
+        let hash = PasswordHash::parse(hash.trim_end_matches('\'')).unwrap();
+        assert!(hash.verify("hunter2"));
+        assert_eq!(passwd_main(&mut &b"\n"[..], &mut Vec::new()), 100);
     }
 
     #[test]

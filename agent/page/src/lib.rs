@@ -30,7 +30,8 @@
 //!   binary cannot load its config at all.
 //! * [`serve_listener`] serves an already bound listener.
 //! * [`hash_password`] makes the `option password_hash` string for the
-//!   built-in server's login (suggested CLI: `nuvol page-passwd`).
+//!   built-in server's login; [`auth::passwd_main`] is the whole
+//!   `nuvol page-passwd` command (password on stdin, UCI line on stdout).
 //!
 //! # Under uhttpd (OpenWRT)
 //!
