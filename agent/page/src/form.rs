@@ -101,6 +101,26 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic() {
+        // A fixed xorshift stream: the same inputs on every run.
+        let mut x: u64 = 0x5eed_f0c4;
+        let alphabet = b"%+=&aZ09\xff\xc3\x28 ";
+        for _ in 0..20_000 {
+            let len = (x % 24) as usize;
+            let mut bytes = Vec::with_capacity(len);
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                bytes.push(alphabet[(x % alphabet.len() as u64) as usize]);
+            }
+            let s = String::from_utf8_lossy(&bytes);
+            let f = Form::parse(&s);
+            let _ = f.get("a");
+        }
+    }
+
+    #[test]
     fn key_without_value_is_empty() {
         let f = Form::parse("a&b=&=c");
         assert_eq!(f.get("a"), Some(""));

@@ -432,6 +432,35 @@ mod tests {
     }
 
     #[test]
+    fn random_heads_never_panic() {
+        let mut x: u64 = 0xbad_5eed;
+        let pieces: [&[u8]; 10] = [
+            b"GET ",
+            b"/",
+            b" HTTP/1.1",
+            b"\r\n",
+            b":",
+            b"Content-Length",
+            b"Cookie: a=b;",
+            b"\xff",
+            b"99999999999999999999",
+            b" ",
+        ];
+        for _ in 0..20_000 {
+            let mut head = Vec::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                head.extend_from_slice(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            if let Some(h) = parse_head(&head) {
+                let _ = h.cookie.as_deref().and_then(|c| cookie_value(c, COOKIE));
+            }
+        }
+    }
+
+    #[test]
     fn malformed_heads_are_refused() {
         assert!(parse_head(b"GET").is_none());
         assert!(parse_head(b"GET http://x/ HTTP/1.1").is_none());
