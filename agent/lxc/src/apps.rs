@@ -35,7 +35,7 @@ use nuvol_supervise::policy::{HealthTiming, PublishRecord};
 use nuvol_supervise::service::{Probe, ServiceDef};
 use nuvol_uci::{Section, Value};
 
-use crate::driver::{valid_name, Lxc, LxcError, Source, State};
+use crate::driver::{valid_name, Lxc, LxcError, Source};
 use crate::host::{Arch, CgroupLayout, Hierarchy, HostFacts, Need, Problem};
 use crate::manifest::{self, HealthCheck, Manifest, ManifestError, PortMap, SourceSpec};
 use crate::net::{self, Forward, Mode, Subnet};
@@ -699,11 +699,7 @@ impl Apps {
                 }
             }
         }
-        let kill = self.lxc.argv_kill(name);
-        let _ = crate::run::run(&kill, Duration::from_secs(20));
-        let stopped = self
-            .lxc
-            .wait_state(name, &State::Stopped, Duration::from_secs(20));
+        let stopped = self.lxc.kill(name);
         result.and(stopped.map_err(AppError::from))
     }
 
@@ -923,31 +919,17 @@ impl Apps {
         })
     }
 
-    /// The app as a supervisor service. Its command is a watcher, not the
-    /// container: it starts the container unless it already runs, then waits
-    /// for it to stop (and exits 1, which the respawn policy treats as a
-    /// crash). SIGTERM to its process group runs `lxc-stop` (the image's halt
-    /// signal, SIGKILL after the grace) and exits 0, so `term_timeout` is the
-    /// grace plus a margin. After an agent restart a new watcher finds the
-    /// container running and only waits: the container is never restarted.
+    /// The app as a supervisor service `app-NAME`. Its command is the
+    /// watcher of [`Lxc::watch_argv`], not the container: a crash of the
+    /// container is a crash of the instance, a supervised stop stops the
+    /// container, and a new agent's supervisor adopts (never restarts) a
+    /// running container. `term_timeout` is the stop grace plus a margin.
+    /// The health probe is [`Apps::check`]; the publish record carries the
+    /// published port and `txt` `app`, `template` and, when the record's
+    /// address is not the agent's own, `addr` (see [`Apps::publish_ip`]).
     pub fn service_def(&self, name: &str) -> Result<ServiceDef, AppError> {
         let app = self.load(name)?;
-        let grace = self.settings.stop_grace.as_secs().max(1);
-        let script = format!(
-            "trap 'lxc-stop -n \"$0\" -P \"$1\" -t {grace}; exit 0' TERM INT\n\
-             lxc-start -d -n \"$0\" -P \"$1\" || exit 111\n\
-             lxc-wait -n \"$0\" -P \"$1\" -s STOPPED &\n\
-             wait $!\n\
-             echo \"container $0 stopped\" >&2\n\
-             exit 1\n"
-        );
-        let command = vec![
-            "/bin/sh".to_string(),
-            "-c".into(),
-            script,
-            name.to_string(),
-            self.settings.lxcpath.to_string_lossy().into_owned(),
-        ];
+        let command = self.lxc.watch_argv(name);
         let mut def = ServiceDef::new(&format!("app-{name}"), command);
         def.policy.term_timeout = self.settings.stop_grace + Duration::from_secs(10);
         if let Some(check) = self.check(name)? {
@@ -988,19 +970,6 @@ impl Apps {
             });
         }
         Ok(def)
-    }
-}
-
-impl Lxc {
-    fn argv_kill(&self, name: &str) -> Vec<String> {
-        vec![
-            "lxc-stop".into(),
-            "-n".into(),
-            name.into(),
-            "-P".into(),
-            self.lxcpath.to_string_lossy().into_owned(),
-            "-k".into(),
-        ]
     }
 }
 

@@ -438,18 +438,40 @@ impl Lxc {
         self.argv("lxc-start", name, &["-F", "-s", "lxc.console.path=none"])
     }
 
-    /// A watcher a supervisor can own: starts the container unless it already
-    /// runs, then blocks until it stops. Respawning it after an agent restart
-    /// adopts the running container instead of restarting it.
+    /// A watcher a supervisor can own instead of the container itself:
+    /// it starts the container unless it already runs, then blocks in
+    /// `lxc-wait` until the container stops, and exits 1 (a crash, for a
+    /// respawn policy). SIGTERM to its process group runs `lxc-stop` (the
+    /// image's halt signal, SIGKILL after the grace) and exits 0. Respawning
+    /// it after an agent restart adopts the running container instead of
+    /// restarting it; `lxc-start -d` puts the container's monitor in its own
+    /// session, so signals to the watcher's group never reach the container.
     pub fn watch_argv(&self, name: &str) -> Vec<String> {
+        let grace = self.timeouts.stop_grace.as_secs().max(1);
+        let script = format!(
+            "trap 'lxc-stop -n \"$0\" -P \"$1\" -t {grace}; exit 0' TERM INT\n\
+             lxc-start -d -n \"$0\" -P \"$1\" || exit 111\n\
+             lxc-wait -n \"$0\" -P \"$1\" -s STOPPED &\n\
+             wait $!\n\
+             echo \"container $0 stopped\" >&2\n\
+             exit 1\n"
+        );
         vec![
             "/bin/sh".into(),
             "-c".into(),
-            "lxc-start -d -n \"$0\" -P \"$1\" && exec lxc-wait -n \"$0\" -P \"$1\" -s STOPPED"
-                .into(),
+            script,
             name.to_string(),
             self.path_arg(),
         ]
+    }
+
+    /// Kills the container outright (`lxc-stop -k`), for a placeholder run
+    /// or a stop that did not finish.
+    pub fn kill(&self, name: &str) -> Result<(), LxcError> {
+        self.check(name)?;
+        let argv = self.argv("lxc-stop", name, &["-k"]);
+        let _ = run(&argv, self.timeouts.quick);
+        self.wait_state(name, &State::Stopped, self.timeouts.quick)
     }
 
     /// The command that stops the container (halt signal, then SIGKILL after the grace).
@@ -469,9 +491,7 @@ impl Lxc {
         let bound = self.timeouts.stop_grace + self.timeouts.quick;
         if let Err(first) = self.call("stop", name, &argv, bound) {
             // lxc-stop itself hung or failed: kill outright.
-            let kill = self.argv("lxc-stop", name, &["-k"]);
-            let _ = run(&kill, self.timeouts.quick);
-            if self.state(name)? != State::Stopped {
+            if self.kill(name).is_err() {
                 return Err(first);
             }
         }
