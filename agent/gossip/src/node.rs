@@ -1584,21 +1584,24 @@ impl Node {
         }
     }
 
+    fn report_conflict(&mut self, name: &str, addr: SocketAddr) {
+        if self.conflicts.insert(addr) {
+            self.events.push_back(Event::NameConflict {
+                name: String::from(name),
+                addr,
+            });
+        }
+    }
+
     fn on_alive(&mut self, now: Instant, name: &str, addr: SocketAddr, inc: u64) {
         if name == self.me {
             if self.left {
                 return;
             }
             if addr != self.addr {
-                if inc >= self.incarnation {
-                    if self.conflicts.insert(addr) {
-                        self.events.push_back(Event::NameConflict {
-                            name: String::from(name),
-                            addr,
-                        });
-                    }
-                    self.refute(inc);
-                }
+                // Someone else claims our name. Report it; fighting over
+                // incarnations would only make the two flap in everyone's view.
+                self.report_conflict(name, addr);
             } else if inc > self.incarnation {
                 // News of an earlier life of ours: outbid it.
                 self.refute(inc);
@@ -1627,11 +1630,16 @@ impl Node {
                 self.service_events(name, true);
             }
             Some(i) => {
+                let old = self.members[i].state;
+                if self.members[i].addr != addr && old.is_live() {
+                    // A second node with a live member's name: keep the one
+                    // we know (as memberlist does) and report it.
+                    self.report_conflict(name, addr);
+                    return;
+                }
                 if inc <= self.members[i].incarnation {
                     return;
                 }
-                let old = self.members[i].state;
-                let moved = self.members[i].addr != addr;
                 self.members[i].incarnation = inc;
                 self.members[i].addr = addr;
                 self.set_state(i, MemberState::Alive, now);
@@ -1649,11 +1657,6 @@ impl Node {
                         self.service_events(name, true);
                     }
                     MemberState::Alive => {}
-                }
-                if moved && old == MemberState::Alive {
-                    self.events.push_back(Event::MemberUpdated {
-                        name: String::from(name),
-                    });
                 }
             }
         }

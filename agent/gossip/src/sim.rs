@@ -170,8 +170,15 @@ impl Sim {
 
     /// Add a node named `n<i>`; it knows nobody until it joins.
     pub fn spawn(&mut self, config: Config, keyring: Keyring) -> usize {
+        let name = format!("n{}", self.slots.len());
+        self.spawn_named(&name, config, keyring)
+    }
+
+    /// Add a node with a chosen name (names need not be unique: that is
+    /// how name conflicts are tested).
+    pub fn spawn_named(&mut self, name: &str, config: Config, keyring: Keyring) -> usize {
         let i = self.slots.len();
-        let identity = Identity::new(&format!("n{i}"), Sim::addr_of(i));
+        let identity = Identity::new(name, Sim::addr_of(i));
         let seed = self.rng.next_u64();
         let node = Node::new(identity.clone(), config.clone(), keyring.clone(), seed);
         let pos = (self.rng.unit(), self.rng.unit());
