@@ -216,7 +216,7 @@ impl core::fmt::Display for ExitStatus {
         match self {
             ExitStatus::Code(c) => write!(f, "exit status {c}"),
             ExitStatus::Signaled(s) => write!(f, "killed by signal {s}"),
-            ExitStatus::Unknown => f.write_str("gone (status unknown)"),
+            ExitStatus::Unknown => f.write_str("exit status unknown"),
         }
     }
 }

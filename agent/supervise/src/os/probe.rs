@@ -98,7 +98,26 @@ fn http_status(host: &str, port: u16, path: &str, deadline: Instant) -> Option<u
             break;
         }
     }
-    parse_status_line(&buf[..got])
+    let status = parse_status_line(&buf[..got]);
+    // Read the rest (bounded) before closing: closing with unread data makes
+    // the kernel reset the connection, and the service logs a broken pipe
+    // for every probe. A server that keeps the connection open costs at
+    // most 100 ms, never the verdict.
+    let drain_until = deadline.min(Instant::now() + Duration::from_millis(100));
+    let mut sink = [0u8; 1024];
+    for _ in 0..64 {
+        let Some(left) = remaining(drain_until) else {
+            break;
+        };
+        if s.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match s.read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    status
 }
 
 /// `HTTP/1.1 200 OK` → 200.
