@@ -67,6 +67,21 @@ pub fn parse_stat(stat: &str) -> Option<u64> {
     fields.nth(18)?.parse().ok()
 }
 
+/// How long a live process has run, from its start time and the system
+/// uptime; survives agent restarts, unlike the supervisor's own clock.
+pub fn age(pid: u32) -> Option<std::time::Duration> {
+    let ticks = start_time(pid)?;
+    let uptime = fs::read_to_string("/proc/uptime").ok()?;
+    let up: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz <= 0 {
+        return None;
+    }
+    let started = ticks as f64 / hz as f64;
+    Some(std::time::Duration::from_secs_f64((up - started).max(0.0)))
+}
+
 /// Whether `record` still names a live process.
 pub fn alive(record: Record) -> bool {
     start_time(record.pid) == Some(record.start_time)
@@ -105,8 +120,10 @@ mod tests {
     }
 
     #[test]
-    fn own_process_has_a_start_time() {
+    fn own_process_has_a_start_time_and_an_age() {
         assert!(start_time(std::process::id()).is_some());
+        let age = age(std::process::id()).expect("own age");
+        assert!(age < std::time::Duration::from_secs(24 * 3600), "{age:?}");
     }
 
     #[test]

@@ -168,10 +168,12 @@ impl Supervisor {
             exiting: None,
             dying_groups: Vec::new(),
         };
-        lp.apply(defs, true);
         let thread = thread::Builder::new()
             .name("nuvol-supervise".into())
-            .spawn(move || lp.run())?;
+            .spawn(move || {
+                lp.apply(defs, true);
+                lp.run();
+            })?;
         Ok(Supervisor {
             commands: Mutex::new(tx),
             wake,
@@ -559,7 +561,13 @@ impl Loop {
             },
             restarts: st.restarts,
             published: st.published,
-            uptime_s: st.running_since.map(|t| now.saturating_sub(t).as_secs()),
+            // From /proc when possible: an adopted process keeps its real age.
+            uptime_s: st.running_since.map(|t| {
+                st.pid
+                    .and_then(adopt::age)
+                    .unwrap_or_else(|| now.saturating_sub(t))
+                    .as_secs()
+            }),
             last_log: s.ring.tail(self.options.view_lines),
             kind: "service".into(),
         }
