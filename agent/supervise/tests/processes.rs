@@ -553,3 +553,29 @@ fn apply_starts_new_stops_removed_and_restarts_changed_services() {
     assert_eq!(names, ["apply-keep", "apply-new"]);
     sup.shutdown();
 }
+
+#[test]
+fn exec_health_check_runs_as_the_service_user() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: switching to user nobody needs root");
+        return;
+    }
+    let dir = temp_dir("execprobe");
+    let mut def = health_checked("execprobe", 1);
+    def.user = Some("nobody".into());
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    def.probe = Some(Probe::Exec {
+        command: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("test \"$(id -u)\" = {}", nobody.uid),
+        ],
+    });
+    let (sup, notices) = supervise(&dir, vec![def]);
+    let up = notices
+        .recv_timeout(Duration::from_secs(5))
+        .expect("published: the probe ran as nobody");
+    assert!(matches!(up, Notice::Publish { .. }), "{up:?}");
+    sup.shutdown();
+}

@@ -6,11 +6,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::spawn::Account;
 use crate::policy::Token;
 use crate::service::Probe;
 
@@ -21,36 +23,41 @@ pub struct Verdict {
     pub healthy: bool,
 }
 
-/// Starts `probe` in its own thread; `wake` is called after the verdict is sent.
+/// Starts `probe` in its own thread; `done` is called when it ends, after the
+/// verdict is sent.
 pub fn start(
     instance: String,
     token: Token,
     probe: Probe,
     timeout: Duration,
+    account: Option<Account>,
     results: Sender<Verdict>,
-    wake: impl FnOnce() + Send + 'static,
+    done: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<()> {
     thread::Builder::new()
         .name("nuvol-probe".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let healthy = run(&probe, timeout);
-            if results
-                .send(Verdict {
-                    instance,
-                    token,
-                    healthy,
-                })
-                .is_ok()
-            {
-                wake();
-            }
+            let healthy = run_as(&probe, timeout, account.as_ref());
+            let _ = results.send(Verdict {
+                instance,
+                token,
+                healthy,
+            });
+            done();
         })
         .map(|_| ())
 }
 
-/// One probe, blocking, never longer than about `timeout`.
+/// One probe, blocking, never longer than about `timeout`; an exec probe
+/// runs as the agent.
 pub fn run(probe: &Probe, timeout: Duration) -> bool {
+    run_as(probe, timeout, None)
+}
+
+/// As [`run`], with an exec probe run under the service's own account, so a
+/// check never has more rights than the service it checks.
+pub fn run_as(probe: &Probe, timeout: Duration, account: Option<&Account>) -> bool {
     let deadline = Instant::now() + timeout;
     match probe {
         Probe::Tcp { host, port } => connect(host, *port, timeout).is_some(),
@@ -60,7 +67,7 @@ pub fn run(probe: &Probe, timeout: Duration) -> bool {
             path,
             status,
         } => http_status(host, *port, path, deadline) == Some(*status),
-        Probe::Exec { command } => exec(command, deadline),
+        Probe::Exec { command } => exec(command, deadline, account),
     }
 }
 
@@ -132,11 +139,16 @@ fn parse_status_line(bytes: &[u8]) -> Option<u16> {
     code.parse().ok()
 }
 
-fn exec(command: &[String], deadline: Instant) -> bool {
+fn exec(command: &[String], deadline: Instant, account: Option<&Account>) -> bool {
     let Some((program, args)) = command.split_first() else {
         return false;
     };
-    let Ok(mut child) = Command::new(program)
+    let mut cmd = Command::new(program);
+    if let Some(acc) = account {
+        // std drops the supplementary groups when root sets a uid.
+        cmd.uid(acc.uid).gid(acc.gid);
+    }
+    let Ok(mut child) = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -175,16 +187,16 @@ mod tests {
     #[test]
     fn exec_probe_follows_the_exit_code() {
         let far = Instant::now() + Duration::from_secs(5);
-        assert!(exec(&["true".into()], far));
-        assert!(!exec(&["false".into()], far));
-        assert!(!exec(&["/nonexistent/probe".into()], far));
+        assert!(exec(&["true".into()], far, None));
+        assert!(!exec(&["false".into()], far, None));
+        assert!(!exec(&["/nonexistent/probe".into()], far, None));
     }
 
     #[test]
     fn exec_probe_past_its_deadline_fails() {
         let start = Instant::now();
         let soon = start + Duration::from_millis(200);
-        assert!(!exec(&["sleep".into(), "5".into()], soon));
+        assert!(!exec(&["sleep".into(), "5".into()], soon, None));
         assert!(start.elapsed() < Duration::from_secs(3));
     }
 }

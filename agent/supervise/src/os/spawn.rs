@@ -343,8 +343,9 @@ unsafe fn child(
             }
         }
         if let Some(acc) = &p.account {
+            // Only root may (and must) drop its supplementary groups.
             #[allow(clippy::useless_conversion)]
-            if !acc.name.is_empty()
+            if libc::geteuid() == 0
                 && libc::setgroups(acc.groups.len() as _, acc.groups.as_ptr()) != 0
             {
                 fail(4);

@@ -13,6 +13,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -29,7 +30,7 @@ use super::output::{LineSplitter, Ring};
 use super::probe::{self, Verdict};
 use super::{sigchld, spawn};
 use crate::policy::{Action, Event, ExitStatus, Health, Instance, Level, PublishRecord, Signal};
-use crate::service::ServiceDef;
+use crate::service::{Probe, ServiceDef};
 
 /// How the supervisor runs.
 #[derive(Debug, Clone)]
@@ -348,6 +349,8 @@ struct Slot {
     cgroup: Option<Group>,
     /// Removed from the config: forgotten once stopped.
     removing: bool,
+    /// A probe thread of this instance is running.
+    probe_busy: Arc<AtomicBool>,
 }
 
 struct Loop {
@@ -577,7 +580,17 @@ impl Loop {
     fn apply(&mut self, defs: Vec<ServiceDef>, boot: bool) {
         let mut seen = HashMap::new();
         for def in defs {
+            // Names become file and cgroup names: refuse what could escape
+            // the state directory, whoever built the definition.
+            if !crate::config::valid_name(&def.name) {
+                log::error!(
+                    "supervise: service name {:?} refused: letters, digits, '-', '_', '.' only",
+                    def.name
+                );
+                continue;
+            }
             if seen.insert(def.name.clone(), ()).is_some() {
+                log::error!("{}: defined twice; the first definition is kept", def.name);
                 continue;
             }
             match self.find(&def.name) {
@@ -613,6 +626,7 @@ impl Loop {
                         ring: Ring::new(self.options.log_lines),
                         cgroup: None,
                         removing: false,
+                        probe_busy: Arc::new(AtomicBool::new(false)),
                     };
                     self.slots.push(slot);
                     let i = self.slots.len() - 1;
@@ -703,20 +717,42 @@ impl Loop {
                 }
                 Action::RunHealthCheck { token } => {
                     let slot = &self.slots[i];
-                    let (Some(p), Some(h)) = (slot.def.probe.clone(), slot.def.policy.health)
-                    else {
+                    let Some(p) = slot.def.probe.clone() else {
+                        // Timing without a probe: nothing can fail.
+                        let now = self.now();
+                        let healthy = Event::HealthResult {
+                            token,
+                            healthy: true,
+                        };
+                        self.slots[i].machine.handle(now, healthy);
                         continue;
                     };
+                    let timeout = slot.def.policy.health.unwrap_or_default().timeout;
+                    // One probe thread per instance at most: a probe stuck
+                    // past its timeout (a DNS lookup) is not joined by more.
+                    if slot.probe_busy.swap(true, Ordering::AcqRel) {
+                        continue;
+                    }
+                    let account = match &p {
+                        Probe::Exec { .. } => spawn::account(&slot.def).ok().flatten(),
+                        _ => None,
+                    };
                     let wake = self.wake.clone();
+                    let busy = slot.probe_busy.clone();
                     let started = probe::start(
                         name.clone(),
                         token,
                         p,
-                        h.timeout,
+                        timeout,
+                        account,
                         self.probe_tx.clone(),
-                        move || poke(&wake),
+                        move || {
+                            busy.store(false, Ordering::Release);
+                            poke(&wake);
+                        },
                     );
                     if let Err(e) = started {
+                        self.slots[i].probe_busy.store(false, Ordering::Release);
                         // Counted as failed when its timeout passes.
                         log::warn!("{name}: cannot start a health probe: {e}");
                     }
