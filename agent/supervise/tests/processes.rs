@@ -124,7 +124,7 @@ fn service_ignoring_sigterm_is_killed_after_term_timeout() {
         took >= Duration::from_millis(900),
         "stopped after {took:?}: SIGTERM was not ignored?"
     );
-    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(took < Duration::from_secs(4), "took {took:?}");
     assert!(!alive(pid), "pid {pid} survived SIGKILL");
     sup.shutdown();
 }
@@ -216,7 +216,7 @@ fn tcp_health_check_flips_healthy_and_publishes_and_unpublishes() {
         .recv_timeout(Duration::from_secs(5))
         .expect("unpublished");
     assert!(matches!(down, Notice::Unpublish { .. }), "{down:?}");
-    assert!(went_down.elapsed() < Duration::from_secs(3));
+    assert!(went_down.elapsed() < Duration::from_secs(4));
     let view = status(&sup, "health");
     assert_eq!((view.health, view.published), (Health::Unhealthy, false));
     assert_eq!(
@@ -426,19 +426,19 @@ fn instance_gets_its_own_cgroup_with_a_memory_limit_when_writable() {
         return;
     }
     let dir = temp_dir("cgroup");
-    let mut def = sh("cgtest", "exec sleep 30");
+    // Unique per test process: cgroups are shared by the whole host.
+    let name = format!("cgtest-{}", std::process::id());
+    let mut def = sh(&name, "exec sleep 30");
     def.memory = Some(64 << 20);
     let (sup, _) = supervise(&dir, vec![def]);
-    assert!(wait_until(Duration::from_secs(5), || status(
-        &sup, "cgtest"
-    )
-    .pid
-    .is_some()));
-    let pid = status(&sup, "cgtest").pid.unwrap();
+    assert!(wait_until(Duration::from_secs(5), || status(&sup, &name)
+        .pid
+        .is_some()));
+    let pid = status(&sup, &name).pid.unwrap();
     let groups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let line = groups
         .lines()
-        .find(|l| l.ends_with("/nuvol/cgtest"))
+        .find(|l| l.ends_with(&format!("/nuvol/{name}")))
         .unwrap_or_else(|| panic!("not in its own cgroup: {groups}"));
     let rel = line.splitn(3, ':').nth(2).unwrap().trim_start_matches('/');
     let ctrls = line.split(':').nth(1).unwrap();
