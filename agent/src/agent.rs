@@ -45,6 +45,27 @@ const MAX_DATAGRAM: usize = 65_536;
 /// Changes buffered per monitor; a monitor that falls this far behind is dropped.
 const MONITOR_BACKLOG: usize = 1024;
 
+/// Handler scripts to run for one event: kind, user event / query name,
+/// extra `SERF_*` variables, stdin.
+struct HandlerCall {
+    kind: &'static str,
+    name: Option<String>,
+    extra: Vec<(&'static str, String)>,
+    stdin: Vec<u8>,
+}
+
+impl HandlerCall {
+    /// A call without a name or extra variables (member and service events).
+    fn member(kind: &'static str, stdin: Vec<u8>) -> Option<HandlerCall> {
+        Some(HandlerCall {
+            kind,
+            name: None,
+            extra: Vec::new(),
+            stdin,
+        })
+    }
+}
+
 /// A query this node asked, collecting answers for a control client.
 struct PendingQuery {
     answers: Vec<QueryAnswer>,
@@ -373,12 +394,7 @@ impl Ctx {
     fn on_event(self: &Rc<Self>, ev: g::Event) {
         let now = self.now();
         let mut change = None;
-        let mut handler: Option<(
-            &'static str,
-            Option<String>,
-            Vec<(&'static str, String)>,
-            Vec<u8>,
-        )> = None;
+        let mut handler: Option<HandlerCall> = None;
         {
             let mut st = self.st.borrow_mut();
             let member_line = |st: &State, name: &str| -> Vec<u8> {
@@ -407,7 +423,7 @@ impl Ctx {
                 g::Event::MemberUp { name, addr } => {
                     log::info(&format!("member {name} joined from {addr}"));
                     change = member_change(&st, &name);
-                    handler = Some(("member-join", None, vec![], member_line(&st, &name)));
+                    handler = HandlerCall::member("member-join", member_line(&st, &name));
                 }
                 g::Event::MemberSuspect { name, .. } => {
                     log::info(&format!("member {name} is suspect"));
@@ -420,19 +436,19 @@ impl Ctx {
                 g::Event::MemberFailed { name } => {
                     log::warn(&format!("member {name} failed"));
                     change = member_change(&st, &name);
-                    handler = Some(("member-failed", None, vec![], member_line(&st, &name)));
+                    handler = HandlerCall::member("member-failed", member_line(&st, &name));
                 }
                 g::Event::MemberLeft { name } => {
                     log::info(&format!("member {name} left"));
                     change = member_change(&st, &name);
-                    handler = Some(("member-leave", None, vec![], member_line(&st, &name)));
+                    handler = HandlerCall::member("member-leave", member_line(&st, &name));
                 }
                 g::Event::MemberUpdated { name } => {
                     change = member_change(&st, &name);
-                    handler = Some(("member-update", None, vec![], member_line(&st, &name)));
+                    handler = HandlerCall::member("member-update", member_line(&st, &name));
                 }
                 g::Event::MemberReaped { name } => {
-                    handler = Some(("member-reap", None, vec![], format!("{name}\t\t\t\n").into_bytes()));
+                    handler = HandlerCall::member("member-reap", format!("{name}\t\t\t\n").into_bytes());
                 }
                 g::Event::NameConflict { name, addr } => log::warn(&format!(
                     "another node at {addr} claims this node's name {name}; give each node a unique --name"
@@ -444,22 +460,12 @@ impl Ctx {
                 }
                 g::Event::ServiceUp { node, record } | g::Event::ServiceChanged { node, record } => {
                     let view = service_view(&st.node, &node, &record);
-                    handler = Some((
-                        "service-up",
-                        None,
-                        vec![],
-                        service_line(&view).into_bytes(),
-                    ));
+                    handler = HandlerCall::member("service-up", service_line(&view).into_bytes());
                     change = Some(ChangeView::ServiceUp(view));
                 }
                 g::Event::ServiceDown { node, record } => {
                     let view = service_view(&st.node, &node, &record);
-                    handler = Some((
-                        "service-down",
-                        None,
-                        vec![],
-                        service_line(&view).into_bytes(),
-                    ));
+                    handler = HandlerCall::member("service-down", service_line(&view).into_bytes());
                     change = Some(ChangeView::ServiceDown(view));
                 }
                 g::Event::UserEvent {
@@ -468,12 +474,15 @@ impl Ctx {
                     payload,
                     lamport,
                 } => {
-                    handler = Some((
-                        "user",
-                        Some(name.clone()),
-                        vec![("USER_EVENT", name.clone()), ("USER_LTIME", lamport.to_string())],
-                        payload.clone(),
-                    ));
+                    handler = Some(HandlerCall {
+                        kind: "user",
+                        name: Some(name.clone()),
+                        extra: vec![
+                            ("USER_EVENT", name.clone()),
+                            ("USER_LTIME", lamport.to_string()),
+                        ],
+                        stdin: payload.clone(),
+                    });
                     change = Some(ChangeView::Event {
                         from: origin,
                         name,
@@ -532,18 +541,18 @@ impl Ctx {
                 st.monitors.retain(|m| m.try_send(c.clone()).is_ok());
             }
         }
-        if let Some((kind, name, extra, stdin)) = handler {
-            self.run_handlers(kind, name, extra, stdin);
+        if let Some(h) = handler {
+            self.run_handlers(h);
         }
     }
 
-    fn run_handlers(
-        self: &Rc<Self>,
-        kind: &'static str,
-        name: Option<String>,
-        extra: Vec<(&'static str, String)>,
-        stdin: Vec<u8>,
-    ) {
+    fn run_handlers(self: &Rc<Self>, call: HandlerCall) {
+        let HandlerCall {
+            kind,
+            name,
+            extra,
+            stdin,
+        } = call;
         let st = self.st.borrow();
         let tags = st
             .node

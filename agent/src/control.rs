@@ -353,7 +353,7 @@ async fn join(ctx: &Rc<Ctx>, addrs: Vec<String>) -> Response {
 }
 
 fn keys(ctx: &Rc<Ctx>, cmd: KeyCommand) -> Response {
-    let parse = |k: &str| g::Key::from_base64(k.trim()).map_err(|e| error(format!("bad key: {e}")));
+    let parse = |k: &str| g::Key::from_base64(k.trim()).map_err(|e| format!("bad key: {e}"));
     let r = match cmd {
         KeyCommand::Generate => {
             let mut bytes = [0u8; 32];
@@ -382,15 +382,15 @@ fn keys(ctx: &Rc<Ctx>, cmd: KeyCommand) -> Response {
                 ctx.st.borrow_mut().node.keyring_mut().install(key);
                 Ok(())
             }
-            Err(e) => return e,
+            Err(e) => return error(e),
         },
         KeyCommand::Use(k) => match parse(&k) {
             Ok(key) => ctx.st.borrow_mut().node.keyring_mut().use_key(&key),
-            Err(e) => return e,
+            Err(e) => return error(e),
         },
         KeyCommand::Remove(k) => match parse(&k) {
             Ok(key) => ctx.st.borrow_mut().node.keyring_mut().remove(&key),
-            Err(e) => return e,
+            Err(e) => return error(e),
         },
     };
     match r {

@@ -92,6 +92,8 @@ fn board() -> String {
     "unknown".into()
 }
 
+// statvfs field types are u32 on some 32-bit targets (mips, arm) and u64 here.
+#[allow(clippy::unnecessary_cast)]
 fn disk_free_kb(dir: &Path) -> u64 {
     nix::sys::statvfs::statvfs(dir)
         .map(|s| (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64) / 1024)

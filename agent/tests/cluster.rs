@@ -15,11 +15,9 @@ fn all_see(agents: &[Agent], who: &str, state: &str, skip: &[usize], limit: Dura
         if skip.contains(&i) {
             continue;
         }
-        wait_for(
-            &format!("{} to see {who} {state}", a.name),
-            limit,
-            || (a.state_of(who).as_deref() == Some(state)).then_some(()),
-        );
+        wait_for(&format!("{} to see {who} {state}", a.name), limit, || {
+            (a.state_of(who).as_deref() == Some(state)).then_some(())
+        });
     }
 }
 
@@ -38,14 +36,24 @@ fn ten_agents_join_publish_search_fail_rejoin_and_leave() {
 
     // Everyone sees all ten alive.
     for a in &agents {
-        wait_for(&format!("{} to see {N} alive", a.name), Duration::from_secs(60), || {
-            (a.alive().len() == N).then_some(())
-        });
+        wait_for(
+            &format!("{} to see {N} alive", a.name),
+            Duration::from_secs(60),
+            || (a.alive().len() == N).then_some(()),
+        );
     }
 
     // Publish on n3, find it from n7 with --json.
     agents[3].ok(&[
-        "publish", "--type", "http", "--port", "8080", "--description", "wiki", "--txt", "path=/w",
+        "publish",
+        "--type",
+        "http",
+        "--port",
+        "8080",
+        "--description",
+        "wiki",
+        "--txt",
+        "path=/w",
     ]);
     let hit = wait_for("n7 to find n3's service", Duration::from_secs(30), || {
         let v = agents[7].json(&["search", "--type", "http"]);
@@ -53,10 +61,18 @@ fn ten_agents_join_publish_search_fail_rejoin_and_leave() {
     });
     assert_eq!(hit.get("host").and_then(|v| v.as_str()), Some("n3"));
     assert_eq!(hit.get("port").and_then(|v| v.as_f64()), Some(8080.0));
-    assert_eq!(hit.get("description").and_then(|v| v.as_str()), Some("wiki"));
-    assert_eq!(hit.get("microcloud").and_then(|v| v.as_str()), Some(mc.as_str()));
     assert_eq!(
-        hit.get("txt").and_then(|t| t.get("path")).and_then(|v| v.as_str()),
+        hit.get("description").and_then(|v| v.as_str()),
+        Some("wiki")
+    );
+    assert_eq!(
+        hit.get("microcloud").and_then(|v| v.as_str()),
+        Some(mc.as_str())
+    );
+    assert_eq!(
+        hit.get("txt")
+            .and_then(|t| t.get("path"))
+            .and_then(|v| v.as_str()),
         Some("/w")
     );
     assert_eq!(hit.get("ip").and_then(|v| v.as_str()), Some("127.0.0.1"));
@@ -69,14 +85,22 @@ fn ten_agents_join_publish_search_fail_rejoin_and_leave() {
     // Unpublish: gone everywhere.
     agents[3].ok(&["unpublish", "--type", "http", "--port", "8080"]);
     for a in &agents {
-        wait_for(&format!("{} to drop the record", a.name), Duration::from_secs(30), || {
-            let v = a.json(&["search", "--type", "http"]);
-            (v.as_array()?.is_empty()).then_some(())
-        });
+        wait_for(
+            &format!("{} to drop the record", a.name),
+            Duration::from_secs(30),
+            || {
+                let v = a.json(&["search", "--type", "http"]);
+                (v.as_array()?.is_empty()).then_some(())
+            },
+        );
     }
 
     // kill -9 n5: the others declare it failed.
-    let before = agents[5].json(&["info"]).get("incarnation").and_then(|v| v.as_f64()).unwrap();
+    let before = agents[5]
+        .json(&["info"])
+        .get("incarnation")
+        .and_then(|v| v.as_f64())
+        .unwrap();
     agents[5].kill9();
     all_see(&agents, "n5", "failed", &[5], Duration::from_secs(60));
 
@@ -84,7 +108,11 @@ fn ten_agents_join_publish_search_fail_rejoin_and_leave() {
     // higher incarnation, and everyone sees it alive again.
     agents[5].start(&[]);
     all_see(&agents, "n5", "alive", &[], Duration::from_secs(60));
-    let after = agents[5].json(&["info"]).get("incarnation").and_then(|v| v.as_f64()).unwrap();
+    let after = agents[5]
+        .json(&["info"])
+        .get("incarnation")
+        .and_then(|v| v.as_f64())
+        .unwrap();
     assert!(after > before, "incarnation {after} should exceed {before}");
     wait_for("n5 to see all ten alive", Duration::from_secs(60), || {
         (agents[5].alive().len() == N).then_some(())
@@ -98,7 +126,11 @@ fn ten_agents_join_publish_search_fail_rejoin_and_leave() {
         !agents[8].control.exists(),
         "control socket removed on graceful exit"
     );
-    assert!(agents[8].log_text().contains("leaving"), "{}", agents[8].log_text());
+    assert!(
+        agents[8].log_text().contains("leaving"),
+        "{}",
+        agents[8].log_text()
+    );
 
     // No agent crashed along the way.
     for (i, a) in agents.iter_mut().enumerate() {
@@ -106,7 +138,12 @@ fn ten_agents_join_publish_search_fail_rejoin_and_leave() {
             continue;
         }
         let c = a.child.as_mut().expect("running");
-        assert!(c.try_wait().unwrap().is_none(), "{} exited: {}", a.name, a.log_text());
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "{} exited: {}",
+            a.name,
+            a.log_text()
+        );
         assert!(!a.log_text().contains("panicked"), "{}", a.log_text());
     }
 }

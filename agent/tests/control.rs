@@ -28,7 +28,10 @@ fn expect_error(s: &mut UnixStream, needle: &str) {
         .expect("a reply, not a hang-up");
     match frame::decode::<Response>(&body).expect("a valid response") {
         Response::Error { message } => {
-            assert!(message.contains(needle), "error '{message}' lacks '{needle}'")
+            assert!(
+                message.contains(needle),
+                "error '{message}' lacks '{needle}'"
+            )
         }
         other => panic!("expected an error, got {other:?}"),
     }
@@ -104,9 +107,12 @@ fn hostile_requests_get_errors_and_agent_keeps_serving() {
     assert!(a.child.as_mut().unwrap().try_wait().unwrap().is_none());
     let mut rest = Vec::new();
     let mut s = connect(&a);
-    s.write_all(&frame::encode(&nuvol_control::Request::Members).unwrap()).unwrap();
+    s.write_all(&frame::encode(&nuvol_control::Request::Members).unwrap())
+        .unwrap();
     let body = frame::read_body(&mut s, MAX_RESPONSE).unwrap().unwrap();
-    assert!(matches!(frame::decode::<Response>(&body).unwrap(), Response::Members(m) if m.len() == 1));
+    assert!(
+        matches!(frame::decode::<Response>(&body).unwrap(), Response::Members(m) if m.len() == 1)
+    );
     // One request per connection: the agent closes after answering.
     assert_eq!(s.read_to_end(&mut rest).unwrap(), 0);
 }
@@ -124,7 +130,12 @@ fn cli_reports_refusals_and_keys_round_trip() {
     assert_eq!(out.status.code(), Some(1));
 
     // Keys: generate, install, use, list, persist across a restart.
-    let key = a.json(&["keys", "generate"]).get("key").and_then(|k| k.as_str()).unwrap().to_string();
+    let key = a
+        .json(&["keys", "generate"])
+        .get("key")
+        .and_then(|k| k.as_str())
+        .unwrap()
+        .to_string();
     a.ok(&["keys", "install", &key]);
     a.ok(&["keys", "use", &key]);
     let keys = a.json(&["keys", "list"]);
@@ -150,7 +161,9 @@ fn usage_and_config_errors_exit_100_with_location() {
     let help = run(&["--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout).to_string();
-    for cmd in ["agent", "members", "publish", "search", "keys", "monitor", "service", "app"] {
+    for cmd in [
+        "agent", "members", "publish", "search", "keys", "monitor", "service", "app",
+    ] {
         assert!(text.contains(&format!("nuvol {cmd}")), "help lacks {cmd}");
     }
     assert!(run(&["agent", "--help"]).status.success());
@@ -162,14 +175,31 @@ fn usage_and_config_errors_exit_100_with_location() {
 
     // A bad value names file, line and option.
     let cfg = dir.path().join("nuvol");
-    std::fs::write(&cfg, "config agent 'main'\n\toption name 'x'\n\toption bind 'nowhere'\n").unwrap();
-    let out = run(&["agent", "--config", cfg.to_str().unwrap(), "--state", dir.path().join("s").to_str().unwrap()]);
+    std::fs::write(
+        &cfg,
+        "config agent 'main'\n\toption name 'x'\n\toption bind 'nowhere'\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "agent",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--state",
+        dir.path().join("s").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(100));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:3: bind:", cfg.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:3: bind:", cfg.display())),
+        "{err}"
+    );
 
     // No agent listening: temporary failure.
-    let out = run(&["--control", dir.path().join("none.sock").to_str().unwrap(), "members"]);
+    let out = run(&[
+        "--control",
+        dir.path().join("none.sock").to_str().unwrap(),
+        "members",
+    ]);
     assert_eq!(out.status.code(), Some(111));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the agent"));
 }
@@ -182,7 +212,16 @@ fn second_agent_on_same_socket_is_refused() {
     let mut b = Agent::new(dir.path(), "d1", "dup");
     b.control = a.control.clone();
     let out = Command::new(BIN)
-        .args(["agent", "--name", "d1", "--bind", &b.addr(), "--beacon-port", "0", "--state"])
+        .args([
+            "agent",
+            "--name",
+            "d1",
+            "--bind",
+            &b.addr(),
+            "--beacon-port",
+            "0",
+            "--state",
+        ])
         .arg(&b.state)
         .arg("--control")
         .arg(&b.control)

@@ -29,7 +29,10 @@ fn kill9_while_writing_state_always_restarts_from_valid_state() {
         assert!(!log.contains("corrupt"), "round {round}: {log}");
         let info = a.json(&["info"]);
         let inc = info.get("incarnation").and_then(|v| v.as_f64()).unwrap();
-        assert!(inc > incarnation, "round {round}: incarnation {inc} after {incarnation}");
+        assert!(
+            inc > incarnation,
+            "round {round}: incarnation {inc} after {incarnation}"
+        );
         incarnation = inc;
         // Every acknowledged publish survived the previous kill.
         let have = a.json(&["services"]);
@@ -41,7 +44,10 @@ fn kill9_while_writing_state_always_restarts_from_valid_state() {
             .collect();
         let last = acked.load(Ordering::SeqCst);
         if last > 0 {
-            assert!(ports.contains(&last), "round {round}: port {last} lost, have {ports:?}");
+            assert!(
+                ports.contains(&last),
+                "round {round}: port {last} lost, have {ports:?}"
+            );
         }
 
         // Publish in a tight loop from another thread, and kill mid-stream.
@@ -60,7 +66,15 @@ fn kill9_while_writing_state_always_restarts_from_valid_state() {
                     let out = std::process::Command::new(common::BIN)
                         .arg("--control")
                         .arg(&control)
-                        .args(["publish", "--type", "t", "--port", &port.to_string(), "--description", "crash test"])
+                        .args([
+                            "publish",
+                            "--type",
+                            "t",
+                            "--port",
+                            &port.to_string(),
+                            "--description",
+                            "crash test",
+                        ])
                         .output()
                         .unwrap();
                     if out.status.success() {
@@ -74,7 +88,10 @@ fn kill9_while_writing_state_always_restarts_from_valid_state() {
         stop.store(true, Ordering::SeqCst);
         writer.join().unwrap();
     }
-    assert!(acked.load(Ordering::SeqCst) > 0, "no publish was ever acknowledged");
+    assert!(
+        acked.load(Ordering::SeqCst) > 0,
+        "no publish was ever acknowledged"
+    );
     a.start(&join);
     assert!(!a.log_text().contains("corrupt"));
     assert!(!dir.path().join("victim.state/node.corrupt").exists());

@@ -21,7 +21,10 @@ fn events_and_queries_run_handlers_with_serf_environment() {
                 out.display()
             ),
             "--event-handler".into(),
-            format!("member-join=cat >> {}.joins", dir.path().join(&a.name).display()),
+            format!(
+                "member-join=cat >> {}.joins",
+                dir.path().join(&a.name).display()
+            ),
             "--event-handler".into(),
             "query:whoami=echo \"I am $SERF_SELF_NAME, asked $SERF_QUERY_NAME: $(cat)\"".into(),
         ]
@@ -33,7 +36,9 @@ fn events_and_queries_run_handlers_with_serf_environment() {
     let mut hb = handlers(&b);
     hb.extend(["--join".into(), a.addr()]);
     b.start(&hb);
-    wait_for("two members", Duration::from_secs(30), || (a.alive().len() == 2).then_some(()));
+    wait_for("two members", Duration::from_secs(30), || {
+        (a.alive().len() == 2).then_some(())
+    });
 
     // A monitor on e0 sees the event.
     let mut monitor = Command::new(BIN)
@@ -64,7 +69,10 @@ fn events_and_queries_run_handlers_with_serf_environment() {
     let seen = wait_for("monitor line", Duration::from_secs(10), || {
         rx.try_iter().find(|l| l.contains("\"change\":\"event\""))
     });
-    assert!(seen.contains("\"name\":\"deploy\"") && seen.contains("\"payload\":\"v2\""), "{seen}");
+    assert!(
+        seen.contains("\"name\":\"deploy\"") && seen.contains("\"payload\":\"v2\""),
+        "{seen}"
+    );
     let _ = monitor.kill();
     let _ = monitor.wait();
 
@@ -106,9 +114,11 @@ fn agents_find_each_other_by_beacon_without_a_seed() {
         a.start(&[]);
     }
     for a in &agents {
-        wait_for(&format!("{} to find the others", a.name), Duration::from_secs(30), || {
-            (a.alive().len() == 3).then_some(())
-        });
+        wait_for(
+            &format!("{} to find the others", a.name),
+            Duration::from_secs(30),
+            || (a.alive().len() == 3).then_some(()),
+        );
     }
     // An agent of another microcloud on the same beacon port stays apart.
     let mut other = Agent::new(dir.path(), "stranger", "elsewhere");

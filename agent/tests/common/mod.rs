@@ -128,14 +128,21 @@ impl Agent {
             .stderr(log);
         self.child = Some(cmd.spawn().expect("spawn nuvol agent"));
         let name = self.name.clone();
-        wait_for(&format!("{name}'s control socket"), Duration::from_secs(20), || {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("agent {name} exited at start with {st}: {}", self.log_text());
+        wait_for(
+            &format!("{name}'s control socket"),
+            Duration::from_secs(20),
+            || {
+                if let Some(c) = self.child.as_mut() {
+                    if let Ok(Some(st)) = c.try_wait() {
+                        panic!(
+                            "agent {name} exited at start with {st}: {}",
+                            self.log_text()
+                        );
+                    }
                 }
-            }
-            self.cli(&["info"]).status.success().then_some(())
-        });
+                self.cli(&["info"]).status.success().then_some(())
+            },
+        );
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
@@ -219,10 +226,9 @@ impl Agent {
             .arg("-TERM")
             .arg(c.id().to_string())
             .status();
-        let st = wait_for("agent exit after SIGTERM", Duration::from_secs(15), || {
+        wait_for("agent exit after SIGTERM", Duration::from_secs(15), || {
             c.try_wait().ok().flatten()
-        });
-        st
+        })
     }
 
     pub fn log_text(&self) -> String {
