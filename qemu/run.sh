@@ -93,6 +93,19 @@ vm_start() {
 	for j in "${!VM_BOARDS[@]}"; do
 		join+="${join:+,}$SUBNET.$((j + 1)):7946"
 	done
+	# This VM's settings ride in a second cpio appended to the board's
+	# initramfs (the kernel unpacks concatenated archives in turn).
+	mkdir -p "$dir/vm/etc"
+	cat >"$dir/vm/etc/nuvol-vm.conf" <<-EOF
+		name=$name
+		ip=$ip/24
+		cloud=qemu
+		join=$join
+		key=${CLUSTER_KEY:-}
+		pagepass=$PAGE_PASS
+	EOF
+	(cd "$dir/vm" && printf '%s\n' etc etc/nuvol-vm.conf | cpio --quiet -o -H newc --owner=0:0) | gzip >"$dir/vm.cpio.gz"
+	cat "$CACHE/out/$board/initramfs.cpio.gz" "$dir/vm.cpio.gz" >"$dir/initramfs.cpio.gz"
 	local netdev prefix=()
 	case $net in
 	alone) netdev=(-netdev "hubport,id=n0,hubid=0") ;;
@@ -109,8 +122,8 @@ vm_start() {
 	# TCG is CPU heavy and the machine is shared: run the VMs niced.
 	nice -n 5 "${prefix[@]}" "$qemu" "${M_MACHINE[@]}" -m "$M_RAM" \
 		-nodefaults -display none -no-reboot -L "$CACHE/host/usr/share/qemu" \
-		-kernel "$M_PARTS/kernel" -initrd "$CACHE/out/$board/initramfs.cpio.gz" \
-		-append "console=$M_CONSOLE panic=-1 nuvol.name=$name nuvol.ip=$ip/24 nuvol.cloud=qemu nuvol.pagepass=$PAGE_PASS nuvol.join=$join${CLUSTER_KEY:+ nuvol.key=$CLUSTER_KEY}" \
+		-kernel "$M_PARTS/kernel" -initrd "$dir/initramfs.cpio.gz" \
+		-append "console=$M_CONSOLE panic=-1" \
 		-chardev "pipe,id=con,path=$dir/con" -serial chardev:con \
 		"${netdev[@]}" -device "$M_NIC,netdev=n0,mac=52:54:00:77:00:$(printf %02x $((i + 1)))" \
 		</dev/null >"$dir/qemu.log" 2>&1 &
@@ -146,7 +159,9 @@ vm_cmd() {
 	local i=$1 t=$2
 	shift 2
 	CMD_SEQ=$((CMD_SEQ + 1))
-	local n=$CMD_SEQ log=${VM_DIR[$i]}/console.log
+	# BASHPID keeps markers unique even if a caller runs this in a subshell,
+	# where the CMD_SEQ increment would be lost.
+	local n=${BASHPID}x$CMD_SEQ log=${VM_DIR[$i]}/console.log
 	OUT=""
 	vm_alive "$i" || return 125
 	# The markers are built by the VM's shell, so its output, never the
@@ -167,7 +182,8 @@ vm_cmd() {
 		fi
 		sleep 0.2
 	done
-	OUT=$(tr -d '\r' <"$log" | sed -n "/^@@B$n\$/,/^@@E$n /p" | sed '1d;$d' | sed '$d')
+	# $(...) drops the trailing newlines, the padding `echo` among them.
+	OUT=$(tr -d '\r' <"$log" | sed -n "/^@@B$n\$/,/^@@E$n /p" | sed '1d;$d')
 	local rc
 	rc=$(tr -d '\r' <"$log" | sed -n "s/^@@E$n \([0-9]*\).*/\1/p" | head -n1)
 	return "${rc:-1}"
@@ -223,8 +239,12 @@ vm_rss() {
 # vm_poweroff IDX: orderly power-off, then make sure qemu is gone.
 vm_poweroff() {
 	local i=$1 n=0
-	printf 'poweroff -f\n' >"${VM_DIR[$i]}/con.in" 2>/dev/null || true
-	while vm_alive "$i" && [ $n -lt 100 ]; do
+	{
+		printf 'poweroff -f\n'
+		printf '\n%.0s' {1..32}
+	} >"${VM_DIR[$i]}/con.in" 2>/dev/null || true
+	# virt's PSCI ends qemu; malta only halts the CPU after "Power down".
+	while vm_alive "$i" && [ $n -lt 100 ] && ! grep -aq 'reboot: Power down' "${VM_DIR[$i]}/console.log"; do
 		sleep 0.1
 		n=$((n + 1))
 	done
@@ -252,7 +272,7 @@ scenario_boot() {
 	vm_start 0 "$board" alone
 	if vm_boot_checks 0; then
 		progress "booted $board in $((SECONDS - t0))s"
-		if vm_cmd 0 20 'echo "$(uname -m), kernel $(uname -r), $(grep -m1 -iE "^(cpu model|model name|processor)" /proc/cpuinfo | cut -d: -f2), $(grep MemTotal /proc/meminfo | tr -s " ")"'; then
+		if vm_cmd 0 20 'echo "$(uname -m), kernel $(uname -r), $(grep -m1 -iE "^(cpu model|model name|cpu part)" /proc/cpuinfo | cut -d: -f2), $(grep MemTotal /proc/meminfo | tr -s " ")"'; then
 			check OK "console command channel: $OUT"
 		else
 			check FAIL "console command channel: no answer ($OUT)"
@@ -271,11 +291,13 @@ cluster_members() {
 	ALIVE=$(grep -oE '"state": *"alive"' <<<"$OUT" | wc -l)
 }
 
-# member_state IDX NAME: NAME's state in VM IDX's member list.
+# member_state IDX NAME: sets STATE to NAME's state in VM IDX's member list.
 member_state() {
+	STATE=""
 	vm_cmd "$1" 20 'nuvol --json members' || return 1
-	# Members are flat objects; split on `}` so each line holds one.
-	tr '}' '\n' <<<"$OUT" | grep -F "\"name\":\"$2\"" | sed -nE 's/.*"state": *"([a-z]+)".*/\1/p' | head -n1
+	MEMBERS=$OUT
+	# Split on `{`: name and state come before a member's tags object.
+	STATE=$(tr '{' '\n' <<<"$OUT" | grep -F "\"name\":\"$2\"" | sed -nE 's/.*"state": *"([a-z]+)".*/\1/p' | head -n1)
 }
 
 scenario_cluster() {
@@ -386,14 +408,15 @@ scenario_cluster() {
 	local victim=$((n - 1))
 	progress "powering off ${VM_NAME[$victim]} (qemu killed: a power cut, no graceful leave)"
 	kill -9 "${VM_PID[$victim]}"
+	wait "${VM_PID[$victim]}" 2>/dev/null || true
 	t0=$SECONDS
 	end=$((SECONDS + FAIL_TIMEOUT))
-	local marked=0 state
+	local marked=0
 	while [ $SECONDS -lt $end ]; do
 		marked=0
 		for ((i = 0; i < victim; i++)); do
-			state=$(member_state "$i" "${VM_NAME[$victim]}") || state=""
-			[ "$state" = failed ] && marked=$((marked + 1))
+			member_state "$i" "${VM_NAME[$victim]}" || true
+			[ "$STATE" = failed ] && marked=$((marked + 1))
 		done
 		[ "$marked" -eq "$victim" ] && break
 		sleep 1
@@ -401,6 +424,10 @@ scenario_cluster() {
 	if [ "$marked" -eq "$victim" ]; then
 		check OK "every other agent marks ${VM_NAME[$victim]} failed ($((SECONDS - t0))s after the power cut)"
 	else
+		for ((i = 0; i < victim; i++)); do
+			member_state "$i" "${VM_NAME[$victim]}" || true
+			progress "      ${VM_NAME[$i]} sees: $MEMBERS"
+		done
 		check FAIL "only $marked of $victim agents marked ${VM_NAME[$victim]} failed within ${FAIL_TIMEOUT}s"
 	fi
 	for ((i = 0; i < victim; i++)); do
