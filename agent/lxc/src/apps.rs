@@ -49,6 +49,9 @@ pub const TEMPLATE_EXT: &str = "app";
 /// The script that runs an app's command as the container's init.
 const INIT_SCRIPT: &str = "nuvol-init";
 
+/// Serializes installs and uninstalls within this process.
+static CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Node-wide settings of the app subsystem (a UCI `app` section of the agent config).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -481,6 +484,10 @@ impl Apps {
             error,
         };
         m.check_arch(self.settings.arch).map_err(as_manifest)?;
+        // One install or uninstall at a time: the existence check, the port
+        // and address choice and a rollback must not interleave with another
+        // call's (a rollback would destroy the other call's container).
+        let _changing = CHANGES.lock().unwrap_or_else(|p| p.into_inner());
         if !valid_name(name) {
             return Err(AppError::BadName(name.to_string()));
         }
@@ -823,6 +830,7 @@ impl Apps {
     /// Removes the container, its config, its records and its port forwards.
     /// The caller withdraws its catalog records and supervisor instance first.
     pub fn uninstall(&self, name: &str) -> Result<(), AppError> {
+        let _changing = CHANGES.lock().unwrap_or_else(|p| p.into_inner());
         if !valid_name(name) {
             return Err(AppError::BadName(name.to_string()));
         }

@@ -8,6 +8,22 @@
 //! taken) are [`Manifest::check_arch`] and [`Manifest::check_ports`], which the
 //! installer runs before anything is downloaded or created.
 //!
+//! One `config template` section per file (`NAME.app`, named after the app):
+//!
+//! | field | form | meaning |
+//! |---|---|---|
+//! | `name`, `description`, `version` | text, required | `name`: 1-32 of `a-z0-9-`, the file's name |
+//! | `architecture` | list, required | `all`, or any of x86_64 i586 armv7 armv6 aarch64 mips mipsel |
+//! | `source` | required | `busybox` (offline), `download` (+ `dist`, `release`), `rootfs` (+ `rootfs`: tarball path) |
+//! | `command` | shell line | the app, run by nuvol's init as PID 1's child; absent: the image's own init |
+//! | `setup` | list of shell lines | run once at install in the new container (e.g. `apk add …`) |
+//! | `env` | list `KEY=VALUE` | the container's environment |
+//! | `port` | list `CONTAINER[:PUBLISHED][/tcp\|/udp]` | ports, and where they are published |
+//! | `memory` | `16M`, `512k`, `1G` | memory limit (≥ 4M) |
+//! | `cpu`, `cpu_weight`, `pids` | `0.5`; 1-10000; 8-… | CPU quota in CPUs, relative weight, process limit |
+//! | `health` | `tcp[:PORT]`, `http[:PORT][/PATH]`, `exec:LINE` | health check (ports are container ports) |
+//! | `publish_type`, `publish_description`, `publish_port`, `publish` | text; text; container port; `1`/`0` | the catalog record while healthy, and whether it is published by default |
+//!
 //! ```
 //! let m = nuvol_lxc::manifest::parse("
 //! config template
