@@ -668,7 +668,11 @@ impl Loop {
             Err(e) => log::warn!("{name}: output of the adopted process is lost: {e}"),
         }
         if let Some(h) = &self.cgroups {
-            slot.cgroup = h.instance(&name, None, None).ok();
+            // The same limits again: the group already holds the process.
+            slot.cgroup = h
+                .instance(&name, slot.def.memory, slot.def.cpu_percent)
+                .ok()
+                .map(|(g, _)| g);
         }
         self.feed(i, Event::Adopted { pid: record.pid });
         true
@@ -792,7 +796,10 @@ impl Loop {
         let mut procs = Vec::new();
         if let Some(h) = &self.cgroups {
             match h.instance(&name, slot.def.memory, slot.def.cpu_percent) {
-                Ok(g) => {
+                Ok((g, warnings)) => {
+                    for w in warnings {
+                        log::warn!("{name}: {w}");
+                    }
                     procs = g.procs_fds().unwrap_or_default();
                     slot.cgroup = Some(g);
                 }
