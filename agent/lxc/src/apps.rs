@@ -377,6 +377,19 @@ impl Apps {
         }
     }
 
+    /// What this node lacks to run apps at all (tools, namespaces, the
+    /// busybox template, nft when forwarding), each with the Debian and
+    /// OpenWRT packages that fix it. Empty when apps can run. Templates may
+    /// need more (cgroup controllers, the download template); `install`
+    /// checks those per template.
+    pub fn preflight(&self) -> Vec<Problem> {
+        let mut needs = vec![Need::Core, Need::Busybox];
+        if self.settings.forward {
+            needs.push(Need::Forward);
+        }
+        HostFacts::gather(&self.settings.lxc_templates).check(&needs)
+    }
+
     fn template_path(&self, name: &str) -> PathBuf {
         self.settings
             .templates

@@ -97,3 +97,16 @@ fn setup_lines_write_the_intended_config_files() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn preflight_names_packages_for_whatever_is_missing() {
+    let mut s = Settings::new("/nonexistent/lxcpath", templates_dir());
+    s.lxc_templates = "/nonexistent/lxc-templates".into();
+    let problems = Apps::new(s).preflight();
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("busybox template") && t.contains("opkg install lxc-templates")),
+        "{text:?}"
+    );
+}
