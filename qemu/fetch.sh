@@ -81,12 +81,12 @@ fetch_arch() {
 	real=$(papt apt-cache depends "$M_KERNEL_PKG:$M_DEBARCH" |
 		sed -n -E 's/^ *Depends: (linux-image-[0-9][^ ]*).*/\1/p' | head -n1)
 	[ -n "$real" ] || die "cannot resolve $M_KERNEL_PKG:$M_DEBARCH to a kernel package"
-	download_into "$dir" "${real%%:*}:$M_DEBARCH" "busybox-static:$M_DEBARCH"
+	download_into "$dir" "${real%%:*}:$M_DEBARCH" "$M_BUSYBOX_PKG"
 	local kernel
 	kernel=$(find "$dir/root/boot" -name "vmlinuz-*" | head -n1)
 	[ -n "$kernel" ] || die "no kernel image in ${real}"
 	ln -sf "${kernel#"$dir"/}" "$dir/kernel"
-	[ -x "$dir/root/bin/busybox" ] || die "busybox-static:$M_DEBARCH has no /bin/busybox"
+	[ -x "$dir/root/bin/busybox" ] || die "$M_BUSYBOX_PKG has no /bin/busybox"
 	rm -rf "$dir/debs"
 	touch "$dir/.done"
 }

@@ -27,10 +27,10 @@ nuvol_for_board() {
 		return
 	fi
 	local desc b
-	for desc in "$ROOT"/boards/*; do
+	for desc in "$ROOT"/boards/*.conf; do
 		[ -f "$desc" ] || continue
-		b=$(basename "$desc")
-		if [ -x "$ROOT/dist/$b/nuvol" ] && [ "$(board_field "$desc" target)" = "$M_TARGET" ]; then
+		b=$(basename "$desc" .conf)
+		if [ -x "$ROOT/dist/$b/nuvol" ] && [ "$(board_field "$desc" RUST_TARGET)" = "$M_TARGET" ]; then
 			printf '%s\n' "$ROOT/dist/$b/nuvol"
 			return
 		fi

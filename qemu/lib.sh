@@ -19,69 +19,70 @@ die() {
 	exit 1
 }
 
-# machine_for BOARD: sets the M_* variables describing how to emulate BOARD.
-# BOARD is a shorthand (mipsel, armv7, aarch64) or a boards/<name> descriptor
-# whose Rust target picks the machine, so every board of a CPU family boots on
-# the one qemu machine Debian ships a kernel for. virt has no cortex-a9 (the
-# Turris Omnia's core); the a15 runs the same armv7 code, and qemu-user checks
-# the exact a9 elsewhere.
+# machine_for BOARD: sets the M_* variables describing how to emulate BOARD,
+# from its descriptor boards/BOARD.conf (RUST_TARGET, RAM_MB and the
+# QEMU_SYSTEM_* / QEMU_KERNEL_PKG / QEMU_BUSYBOX_PKG / QEMU_NIC_* keys, see
+# boards/README.md). The shorthands mipsel, armv7 and aarch64 name one board of
+# each CPU family that Debian ships a qemu-bootable kernel for; without a
+# boards/ directory they fall back to the same values built in here.
 machine_for() {
-	local board=$1 target=""
-	M_BOARD=$board
-	M_RAM=64
+	local board=$1
 	case $board in
-	mipsel) target=mipsel-unknown-linux-musl ;;
-	armv7) target=armv7-unknown-linux-musleabihf ;;
-	aarch64) target=aarch64-unknown-linux-musl ;;
-	*)
-		local desc=$ROOT/boards/$board
-		[ -f "$desc" ] || die "unknown board '$board': use mipsel, armv7, aarch64 or a file in boards/"
-		target=$(board_field "$desc" target)
-		local ram
-		ram=$(board_field "$desc" ram_mb)
-		[ -n "$ram" ] && M_RAM=$ram
-		;;
+	mipsel) board=ramips ;;
+	armv7) board=turris-omnia ;;
+	aarch64) board=turris-mox ;;
 	esac
+	local desc=$ROOT/boards/$board.conf
+	local target ram arch machine cpu kernel busybox modules nic
+	if [ -f "$desc" ]; then
+		target=$(board_field "$desc" RUST_TARGET)
+		ram=$(board_field "$desc" RAM_MB)
+		arch=$(board_field "$desc" QEMU_SYSTEM_ARCH)
+		machine=$(board_field "$desc" QEMU_SYSTEM_MACHINE)
+		cpu=$(board_field "$desc" QEMU_SYSTEM_CPU)
+		kernel=$(board_field "$desc" QEMU_KERNEL_PKG)
+		busybox=$(board_field "$desc" QEMU_BUSYBOX_PKG)
+		modules=$(board_field "$desc" QEMU_NIC_MODULES)
+		nic=$(board_field "$desc" QEMU_NIC_DEVICE)
+		[ -n "$arch" ] || die "board '$board' has no full-system emulation (QEMU_SYSTEM_ARCH is empty in boards/$board.conf)"
+	else
+		# The values checked by hand (DESIGN.md), for a tree without boards/.
+		case $board in
+		ramips) target=mipsel-unknown-linux-musl ram=64 arch=mipsel machine=malta cpu=24Kc \
+			kernel=linux-image-4kc-malta:mipsel modules="mii pcnet32" nic=pcnet,romfile= ;;
+		turris-omnia) target=armv7-unknown-linux-musleabihf ram=1024 arch=arm machine=virt,highmem=off \
+			cpu=cortex-a15 kernel=linux-image-armmp:armhf modules="virtio_mmio virtio_net" nic=virtio-net-device ;;
+		turris-mox) target=aarch64-unknown-linux-musl ram=512 arch=aarch64 machine=virt cpu=cortex-a53 \
+			kernel=linux-image-arm64:arm64 modules="virtio_mmio virtio_net" nic=virtio-net-device ;;
+		*) die "unknown board '$board': use mipsel, armv7, aarch64 or a board with a boards/<name>.conf" ;;
+		esac
+		busybox=busybox-static:${kernel#*:}
+	fi
+	M_BOARD=$board
 	M_TARGET=$target
-	case $target in
-	mipsel-*)
-		M_DEBARCH=mipsel
-		M_KERNEL_PKG=linux-image-4kc-malta
-		M_QEMU=qemu-system-mipsel
-		M_MACHINE=(-M malta -cpu 24Kc -vga none)
-		# romfile= : the pcnet option ROM is a PXE loader nobody needs here.
-		M_NIC=pcnet,romfile=
+	M_RAM=${NUVOL_QEMU_RAM_MB:-${ram:-64}}
+	M_QEMU=qemu-system-$arch
+	M_KERNEL_PKG=${kernel%%:*}
+	M_DEBARCH=${kernel#*:}
+	M_BUSYBOX_PKG=$busybox
+	read -r -a M_MODULES <<<"$modules"
+	M_NIC=$nic
+	M_MACHINE=(-M "$machine" -cpu "$cpu")
+	case $machine in
+	malta*)
+		# malta comes with a VGA card; the routers it stands for are headless.
+		M_MACHINE+=(-vga none)
 		M_CONSOLE=ttyS0
-		M_MODULES=(pcnet32)
 		;;
-	armv7-* | arm-*)
-		M_DEBARCH=armhf
-		M_KERNEL_PKG=linux-image-armmp
-		M_QEMU=qemu-system-arm
-		# shellcheck disable=SC2054 # -M takes one comma-separated value
-		M_MACHINE=(-M virt,highmem=off -cpu cortex-a15)
-		M_NIC=virtio-net-device
-		M_CONSOLE=ttyAMA0
-		M_MODULES=(virtio_mmio virtio_net)
-		;;
-	aarch64-*)
-		M_DEBARCH=arm64
-		M_KERNEL_PKG=linux-image-arm64
-		M_QEMU=qemu-system-aarch64
-		M_MACHINE=(-M virt -cpu cortex-a53)
-		M_NIC=virtio-net-device
-		M_CONSOLE=ttyAMA0
-		M_MODULES=(virtio_mmio virtio_net)
-		;;
-	*) die "board '$board' has target '$target', which no qemu machine here emulates" ;;
+	*) M_CONSOLE=ttyAMA0 ;;
 	esac
 	M_PARTS=$CACHE/$M_DEBARCH
 }
 
-# board_field FILE KEY: value of `KEY=value` or `KEY: value` in a board
+# board_field FILE KEY: value of `KEY="value"` (or KEY=value) in a board
 # descriptor, quotes stripped; empty when absent.
 board_field() {
-	sed -n -E "s/^[[:space:]]*$2[[:space:]]*[=:][[:space:]]*\"?([^\"#]*)\"?.*/\1/p" "$1" | head -n1 | sed 's/[[:space:]]*$//'
+	sed -n -E "s/^[[:space:]]*$2=\"?([^\"]*)\"?[[:space:]]*\$/\1/p" "$1" | head -n1
 }
 
 # apt wrapper bound to the private state under $CACHE/apt.

@@ -34,7 +34,7 @@ SUBNET=10.77.0
 PAGE_USER=root
 PAGE_PASS=nuvol
 
-VM_PID=() VM_DIR=() VM_BOARD=() VM_READER=() VM_IP=() VM_NAME=()
+VM_PID=() VM_DIR=() VM_BOARD=() VM_RAM=() VM_READER=() VM_IP=() VM_NAME=()
 NETNS=""
 RUN_DIR=""
 CMD_SEQ=0
@@ -79,8 +79,9 @@ cleanup() {
 # NET is `alone` (a NIC on a hub of its own) or `bridge` (a tap on the bridge
 # of $NETNS).
 vm_start() {
-	local i=$1 board=$2 net=$3
-	machine_for "$board"
+	local i=$1 net=$3
+	machine_for "$2"
+	local board=$M_BOARD
 	local dir=$RUN_DIR/vm$i-$board
 	local ip=$SUBNET.$((i + 1))
 	local name=n$((i + 1))-$board
@@ -130,6 +131,7 @@ vm_start() {
 	VM_PID[i]=$!
 	VM_DIR[i]=$dir
 	VM_BOARD[i]=$board
+	VM_RAM[i]=$M_RAM
 	VM_IP[i]=$ip
 	VM_NAME[i]=$name
 }
@@ -229,8 +231,8 @@ vm_boot_checks() {
 # vm_rss IDX: print the agent's resident memory inside the VM.
 vm_rss() {
 	local i=$1
-	if vm_cmd "$i" 20 'grep -E "^Vm(RSS|HWM)" /proc/$(cat /var/run/nuvol.pid)/status | tr -s " \t" " " | tr "\n" " "'; then
-		progress "rss   ${VM_BOARD[$i]} (${M_RAM:-64} MB VM): $OUT"
+	if vm_cmd "$i" 20 'grep -E "^Vm(RSS|HWM)" /proc/$(cat /var/run/nuvol.pid)/status | tr -s " \t" " " | tr "\n" " " | sed "s/ $//"'; then
+		progress "rss   ${VM_BOARD[$i]} (${VM_RAM[$i]} MB VM): $OUT"
 	else
 		progress "rss   ${VM_BOARD[$i]}: unavailable ($OUT)"
 	fi
@@ -277,7 +279,16 @@ scenario_boot() {
 		else
 			check FAIL "console command channel: no answer ($OUT)"
 		fi
-		[ -n "${AGENT[0]:-}" ] && vm_rss 0
+		if [ -n "${AGENT[0]:-}" ]; then
+			vm_rss 0
+			# The page as a router owner gets it: busybox httpd runs nuvol as CGI.
+			if vm_cmd 0 40 "timeout 30 wget -q -O - 'http://$PAGE_USER:$PAGE_PASS@127.0.0.1/cgi-bin/nuvol?format=json'" &&
+				grep -q "${VM_NAME[0]}" <<<"$OUT"; then
+				check OK "CGI page through busybox httpd answers ($(wc -c <<<"$OUT") bytes of JSON naming ${VM_NAME[0]})"
+			else
+				check FAIL "CGI page through busybox httpd: $(head -c 300 <<<"$OUT")"
+			fi
+		fi
 	fi
 	vm_poweroff 0
 }
@@ -319,7 +330,7 @@ scenario_cluster() {
 
 	local t0=$SECONDS
 	for i in "${!boards[@]}"; do
-		progress "booting ${boards[$i]} as $SUBNET.$((i + 1))"
+		progress "booting ${boards[$i]} as $SUBNET.$((i + 1)) (n$((i + 1)))"
 		vm_start "$i" "${boards[$i]}" bridge
 	done
 	for i in "${!boards[@]}"; do
@@ -400,7 +411,6 @@ scenario_cluster() {
 
 	# 3. RSS of every agent, while the cluster is whole.
 	for i in "${!boards[@]}"; do
-		machine_for "${boards[$i]}"
 		vm_rss "$i"
 	done
 
