@@ -167,6 +167,7 @@ impl Supervisor {
             cgroups,
             notify: Box::new(notify),
             exiting: None,
+            stop_deadline: None,
             dying_groups: Vec::new(),
         };
         let thread = thread::Builder::new()
@@ -367,6 +368,9 @@ struct Loop {
     notify: Box<dyn FnMut(Notice) + Send>,
     /// `Some(stop)` once a shutdown was asked for.
     exiting: Option<bool>,
+    /// When a stopping shutdown gives up waiting: the longest `term_timeout`
+    /// plus time for SIGKILL to land.
+    stop_deadline: Option<Duration>,
     /// Groups whose last processes were still dying at the exit, with how
     /// many loop turns they have been retried.
     dying_groups: Vec<(Group, u8)>,
@@ -391,6 +395,12 @@ impl Loop {
             match self.exiting {
                 Some(false) => break,
                 Some(true) if self.slots.iter().all(|s| s.pid.is_none()) => break,
+                Some(true) if self.stop_deadline.is_some_and(|d| self.now() >= d) => {
+                    // A process stuck in the kernel (state D) survives even
+                    // SIGKILL; the agent must still be able to exit.
+                    log::error!("supervise: instances still running at exit; leaving them");
+                    break;
+                }
                 _ => {}
             }
             let (mut fds, sources) = self.poll_set();
@@ -492,6 +502,10 @@ impl Loop {
             let step = Duration::from_millis(100);
             wait = Some(wait.map_or(step, |w| w.min(step)));
         }
+        if let Some(d) = self.stop_deadline {
+            let left = d.saturating_sub(now);
+            wait = Some(wait.map_or(left, |w| w.min(left)));
+        }
         match wait {
             None => -1,
             // Round up so the loop never wakes just before a deadline and spins.
@@ -540,6 +554,13 @@ impl Loop {
                 Command::Shutdown { stop } => {
                     self.exiting = Some(stop);
                     if stop {
+                        let longest = self
+                            .slots
+                            .iter()
+                            .map(|s| s.def.policy.term_timeout)
+                            .max()
+                            .unwrap_or_default();
+                        self.stop_deadline = Some(self.now() + longest + Duration::from_secs(5));
                         for i in 0..self.slots.len() {
                             self.feed(i, Event::Stop);
                         }
