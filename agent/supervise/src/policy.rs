@@ -535,6 +535,7 @@ impl Instance {
             (_, Event::Reload) => self.log(Level::Warn, "reload ignored: not running".into()),
 
             (State::Starting { then }, Event::Spawned { pid }) => {
+                self.log(Level::Info, format!("started, pid {pid}"));
                 self.begin_run(now, pid);
                 if then == Goal::Down {
                     self.terminate(now, pid, Goal::Down);

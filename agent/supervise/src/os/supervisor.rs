@@ -617,12 +617,16 @@ impl Loop {
             match self.find(&def.name) {
                 Some(i) => {
                     let slot = &mut self.slots[i];
-                    slot.removing = false;
+                    // Removed, then back before it was forgotten: up again.
+                    let revived = std::mem::take(&mut slot.removing) && def.enabled;
                     if slot.def == def {
+                        if revived {
+                            self.feed(i, Event::Start);
+                        }
                         continue;
                     }
                     let rerun = !same_process(&slot.def, &def);
-                    let now_enabled = def.enabled && !slot.def.enabled;
+                    let now_enabled = revived || def.enabled && !slot.def.enabled;
                     slot.machine.set_policy(def.policy.clone());
                     slot.def = def;
                     if rerun && slot.pid.is_some() {
