@@ -657,6 +657,59 @@ config service 'after'
         }
     }
 
+    /// Untrusted text never panics a value parser: random strings over an
+    /// alphabet of the characters the formats care about, multi-byte ones
+    /// included (byte slicing at a non-boundary would panic).
+    #[test]
+    fn random_values_never_panic() {
+        const ALPHABET: &[&str] = &[
+            "0",
+            "1",
+            "9",
+            " ",
+            "=",
+            ":",
+            "/",
+            "[",
+            "]",
+            "k",
+            "m",
+            "g",
+            "s",
+            "ms",
+            "h",
+            "http://",
+            "unlimited",
+            "nofile",
+            "-",
+            ".",
+            "é",
+            "€",
+            "\u{1F600}",
+            "\t",
+            "%",
+        ];
+        let mut seed: u64 = 0x5EED_F00D;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 8) as usize;
+            let text: String = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect();
+            let _ = parse_duration(&text);
+            let _ = parse_respawn(&text);
+            let _ = parse_limit(&text);
+            let _ = parse_bytes(&text);
+            let _ = parse_http_url(&text);
+            let _ = Signal::from_name(&text);
+        }
+    }
+
     #[test]
     fn http_probe_url_from_port_alone() {
         let (defs, errors) = load(

@@ -113,6 +113,38 @@ mod tests {
         assert_eq!(parse_stat(stat), Some(987654));
     }
 
+    /// /proc text is trusted, but the state file is not: neither parser
+    /// panics on any input.
+    #[test]
+    fn random_stat_and_record_text_never_panics() {
+        let pieces = [
+            "1",
+            " ",
+            "(",
+            ")",
+            "Z",
+            "S",
+            "x",
+            "é",
+            "\n",
+            "99999999999999999999",
+        ];
+        let mut seed: u64 = 0x0ADD_07ED;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut s = seed;
+            let text: String = (0..(s % 30))
+                .map(|_| {
+                    s = s.rotate_left(5) ^ 0x9E37_79B9;
+                    pieces[(s % pieces.len() as u64) as usize]
+                })
+                .collect();
+            let _ = parse_stat(&text);
+        }
+    }
+
     #[test]
     fn zombie_is_not_alive() {
         let stat = "1234 (x) Z 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
