@@ -33,6 +33,7 @@ if [ -z "${NUVOL_BIN:-}" ]; then
     (cd "$ROOT" && nice cargo build -q -p nuvol) || fail "cannot build the nuvol binary"
     NUVOL_BIN=$TARGET/debug/nuvol
 fi
+"$NUVOL_BIN" --help 2>&1 | grep -q "service list" || { echo "skipped (agent part): $NUVOL_BIN has no 'service' commands"; exit 77; }
 
 WORK=$(mktemp -d /tmp/nuvol-supervise-e2e.XXXXXX)
 AGENT_A=""
@@ -42,6 +43,7 @@ cleanup() {
     # TERM lets an agent stop its services; then make sure nothing is left.
     for p in $AGENT_A $AGENT_B; do kill "$p" 2>/dev/null; done
     for _ in $(seq 50); do
+        # shellcheck disable=SC2086 # unset agents vanish from the list
         kill -0 $AGENT_A $AGENT_B 2>/dev/null || break
         sleep 0.1
     done
