@@ -106,7 +106,8 @@ main() {
 	[ -x "$nuvol" ] || die "no nuvol binary at $nuvol"
 
 	local out=$CACHE/out/$M_BOARD
-	local tree=$out/tree
+	# A tree per process: two runs for the same board must not mix files.
+	local tree=$out/tree.$$
 	rm -rf "$tree"
 	mkdir -p "$tree"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,etc,var/run,var/lib/nuvol,www/cgi-bin,lib/modules}
 	cp "$M_PARTS/root/bin/busybox" "$tree/bin/busybox"
@@ -126,8 +127,9 @@ main() {
 	printf '%s\n' "$M_BOARD" >"$tree/etc/board"
 
 	(cd "$tree" && find . -print0 | LC_ALL=C sort -z |
-		cpio --quiet -o -0 -H newc --owner=0:0) | gzip -6 >"$out/initramfs.cpio.gz.tmp"
-	mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+		cpio --quiet -o -0 -H newc --owner=0:0) | gzip -6 >"$out/initramfs.cpio.gz.tmp.$$"
+	mv "$out/initramfs.cpio.gz.tmp.$$" "$out/initramfs.cpio.gz"
+	rm -rf "$tree"
 	say "initramfs for $M_BOARD: $(du -k "$out/initramfs.cpio.gz" | cut -f1) KiB, nuvol from ${nuvol#"$ROOT"/}"
 	printf '%s\n' "$out/initramfs.cpio.gz"
 }

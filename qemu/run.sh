@@ -262,6 +262,9 @@ prepare() {
 	done
 	RUN_DIR=$CACHE/runs/$SCENARIO-$(date +%Y%m%d-%H%M%S)-$$
 	mkdir -p "$RUN_DIR"
+	# Keep the last 10 runs for post-mortems, not every run ever.
+	find "$CACHE/runs" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' | sort -rn |
+		tail -n +11 | cut -d' ' -f2- | while read -r old; do rm -rf "$old"; done
 }
 
 scenario_boot() {
