@@ -1,0 +1,671 @@
+#!/usr/bin/env bash
+# build.sh: cross-compile nuvol for every board, package it for opkg, print
+# the size table; run a local demo microcloud; drive an OpenWRT ImageBuilder.
+#
+#   ./build.sh                     build every board in boards/
+#   ./build.sh BOARD...            build some boards
+#   ./build.sh demo [stop]         three agents on loopback, page on :7000
+#   ./build.sh image BOARD --imagebuilder PATH [options]
+#   ./build.sh tools               install the build tools, build nothing
+#   ./build.sh list                the boards
+#
+# Output: dist/<board>/nuvol and dist/<board>/nuvol_<version>_<arch>.ipk.
+#
+# No OpenWRT SDK and no container engine needed: cargo-zigbuild (zig from
+# PyPI) links static musl for every target, and std is rebuilt from source
+# (-Zbuild-std) so it is optimised for size with the rest of the binary and
+# so targets without a downloadable std (mips, mipsel, arm, armv7, i586)
+# build at all. When a container engine answers, `cross` is used instead.
+#
+# Environment: CARGO_TARGET_DIR (default target/), NUVOL_DIST (default
+# dist/), NUVOL_BUILDER=auto|zigbuild|cross, NUVOL_NO_INSTALL=1 (never
+# install a tool, say what is missing), NUVOL_VERBOSE=1 (stream cargo's
+# output instead of logging it to .cache/logs/).
+#
+# Exit codes: 0 ok, 1 a build, check or budget failed, 100 bad usage.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$ROOT"
+
+DIST=${NUVOL_DIST:-$ROOT/dist}
+CACHE=$ROOT/.cache
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+export CARGO_TARGET_DIR=$TARGET_DIR
+FEED_PKG=$ROOT/openwrt-feed/net/nuvol
+# Pinned versions of the tools this script installs when they are missing.
+ZIG_PIP_VERSION=0.17.0
+CARGO_ZIGBUILD_VERSION=0.24.1
+
+die() {
+	printf 'build.sh: %s\n' "$*" >&2
+	exit 1
+}
+usage_die() {
+	printf 'build.sh: %s\n' "$*" >&2
+	exit 100
+}
+say() { printf '==> %s\n' "$*"; }
+
+usage() {
+	sed -n '2,/^$/s/^# \{0,1\}//p' "$0" | sed '/^$/d'
+}
+
+# ----------------------------------------------------------------- boards --
+
+all_boards() {
+	local f
+	for f in "$ROOT"/boards/*.conf; do
+		f=${f##*/}
+		printf '%s\n' "${f%.conf}"
+	done
+}
+
+# load_board BOARD: sets the descriptor's variables (see boards/README.md).
+load_board() {
+	local f=$ROOT/boards/$1.conf
+	[ -f "$f" ] || usage_die "unknown board '$1' (boards: $(all_boards | tr '\n' ' ' | sed 's/ $//'))"
+	BOARD="" RUST_TARGET="" CARGO_FEATURES="" OPENWRT_ARCH="" OPENWRT_TARGET=""
+	QEMU_USER_ARCH="" QEMU_USER_CPU="" SIZE_BUDGET_KIB="" FLASH_MB=""
+	# shellcheck disable=SC1090 # descriptors are plain KEY="value" lines
+	. "$f"
+	[ "$BOARD" = "$1" ] || die "boards/$1.conf says BOARD=\"$BOARD\""
+	if [ -z "$RUST_TARGET" ] || [ -z "$SIZE_BUDGET_KIB" ]; then
+		die "boards/$1.conf lacks RUST_TARGET or SIZE_BUDGET_KIB"
+	fi
+}
+
+# ------------------------------------------------------------------ tools --
+
+can_install_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${NUVOL_NO_INSTALL:-}" ]; }
+
+# apt_install PKG...: installs Debian packages, updating the lists once if needed.
+apt_install() {
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q --no-install-recommends "$@" >"$CACHE/logs/apt.log" 2>&1 ||
+		{ apt-get update -q >>"$CACHE/logs/apt.log" 2>&1 &&
+			apt-get install -y -q --no-install-recommends "$@" >>"$CACHE/logs/apt.log" 2>&1; }
+}
+
+# need_cmd CMD DEBIAN-PACKAGE: the command, installed from Debian if missing.
+need_cmd() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	can_install_apt || die "$1 not found: install it (apt-get install $2)"
+	say "installing $2 (for $1)"
+	apt_install "$2" || die "$1 not found and 'apt-get install $2' failed (see .cache/logs/apt.log)"
+	command -v "$1" >/dev/null 2>&1 || die "$1 still not found after installing $2"
+}
+
+toolchain() { sed -n 's/^channel *= *"\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml"; }
+
+ensure_rust() {
+	if ! command -v cargo >/dev/null 2>&1 || ! command -v rustup >/dev/null 2>&1; then
+		die "cargo/rustup not found: install Rust with rustup (https://rustup.rs); the toolchain is pinned in rust-toolchain.toml"
+	fi
+	local tc
+	tc=$(toolchain)
+	if ! rustup run "$tc" rustc --version >/dev/null 2>&1; then
+		[ -z "${NUVOL_NO_INSTALL:-}" ] || die "Rust $tc not installed: rustup toolchain install $tc"
+		say "installing Rust $tc (pinned in rust-toolchain.toml)"
+		rustup toolchain install "$tc" --profile minimal -c rust-src,clippy,rustfmt >"$CACHE/logs/rustup.log" 2>&1 ||
+			die "rustup toolchain install $tc failed (see .cache/logs/rustup.log)"
+	fi
+	if ! rustup component list --toolchain "$tc" --installed 2>/dev/null | grep -q '^rust-src'; then
+		[ -z "${NUVOL_NO_INSTALL:-}" ] || die "rust-src missing: rustup component add rust-src --toolchain $tc"
+		say "installing rust-src (std is rebuilt for every target)"
+		rustup component add rust-src --toolchain "$tc" >"$CACHE/logs/rustup.log" 2>&1 ||
+			die "rustup component add rust-src failed (see .cache/logs/rustup.log)"
+	fi
+}
+
+# zig for cargo-zigbuild: on PATH, as the ziglang Python module, or our own
+# copy in .cache/tools (pip --target: no system or venv changes needed).
+ensure_zig() {
+	local own=$CACHE/tools/ziglang
+	if [ -x "$own/ziglang/zig" ]; then
+		PATH=$CACHE/tools/bin:$PATH
+		export PATH
+	fi
+	command -v zig >/dev/null 2>&1 && return 0
+	python3 -m ziglang version >/dev/null 2>&1 && return 0
+	[ -z "${NUVOL_NO_INSTALL:-}" ] || die "zig not found: pip install ziglang (cargo-zigbuild links with it)"
+	command -v python3 >/dev/null 2>&1 || need_cmd python3 python3
+	if ! python3 -m pip --version >/dev/null 2>&1; then
+		need_cmd pip3 python3-pip
+	fi
+	say "installing zig $ZIG_PIP_VERSION (pip install ziglang into .cache/tools)"
+	python3 -m pip install -q --disable-pip-version-check --target "$own" "ziglang==$ZIG_PIP_VERSION" \
+		>"$CACHE/logs/pip.log" 2>&1 || die "pip install ziglang failed (see .cache/logs/pip.log)"
+	mkdir -p "$CACHE/tools/bin"
+	# A wrapper, not a symlink: zig finds its lib/ next to the real binary.
+	printf '#!/bin/sh\nexec "%s" "$@"\n' "$own/ziglang/zig" >"$CACHE/tools/bin/zig"
+	chmod +x "$CACHE/tools/bin/zig"
+	PATH=$CACHE/tools/bin:$PATH
+	export PATH
+	zig version >/dev/null 2>&1 || die "zig installed into .cache/tools but does not run"
+}
+
+ensure_zigbuild() {
+	command -v cargo-zigbuild >/dev/null 2>&1 && return 0
+	[ -z "${NUVOL_NO_INSTALL:-}" ] || die "cargo-zigbuild not found: cargo install --locked cargo-zigbuild"
+	say "installing cargo-zigbuild $CARGO_ZIGBUILD_VERSION (cargo install, a few minutes once)"
+	nice -n 10 cargo install -q --locked cargo-zigbuild --version "$CARGO_ZIGBUILD_VERSION" \
+		>"$CACHE/logs/cargo-install.log" 2>&1 || die "cargo install cargo-zigbuild failed (see .cache/logs/cargo-install.log)"
+}
+
+# engine_answers: a container engine that actually runs, not just its client.
+engine_answers() {
+	{ command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1; } ||
+		{ command -v podman >/dev/null 2>&1 && timeout 10 podman info >/dev/null 2>&1; }
+}
+
+pick_builder() {
+	BUILDER=${NUVOL_BUILDER:-auto}
+	case $BUILDER in
+	auto) if engine_answers; then BUILDER=cross; else BUILDER=zigbuild; fi ;;
+	zigbuild | cross) ;;
+	*) usage_die "NUVOL_BUILDER must be auto, zigbuild or cross, not '$BUILDER'" ;;
+	esac
+}
+
+ensure_builder() {
+	case $BUILDER in
+	zigbuild)
+		ensure_zig
+		ensure_zigbuild
+		;;
+	cross)
+		engine_answers || die "NUVOL_BUILDER=cross but neither 'docker info' nor 'podman info' answers"
+		if ! command -v cross >/dev/null 2>&1; then
+			[ -z "${NUVOL_NO_INSTALL:-}" ] || die "cross not found: cargo install --locked cross"
+			say "installing cross (cargo install)"
+			nice -n 10 cargo install -q --locked cross >"$CACHE/logs/cargo-install.log" 2>&1 ||
+				die "cargo install cross failed (see .cache/logs/cargo-install.log)"
+		fi
+		;;
+	esac
+}
+
+# ensure_qemu ARCH: qemu-ARCH-static, from Debian's qemu-user-static.
+ensure_qemu() {
+	[ -n "${NUVOL_NO_QEMU:-}" ] && return 0
+	command -v "qemu-$1-static" >/dev/null 2>&1 && return 0
+	can_install_apt || die "qemu-$1-static not found: apt-get install qemu-user-static (or NUVOL_NO_QEMU=1 to skip the CPU check)"
+	say "installing qemu-user-static (runs each binary on its board's CPU)"
+	apt_install qemu-user-static || die "apt-get install qemu-user-static failed (see .cache/logs/apt.log)"
+	command -v "qemu-$1-static" >/dev/null 2>&1 || die "qemu-$1-static not found even after installing qemu-user-static"
+}
+
+ensure_tools() {
+	mkdir -p "$CACHE/logs"
+	need_cmd tar tar
+	need_cmd gzip gzip
+	need_cmd make make
+	need_cmd file file
+	ensure_rust
+	pick_builder
+	ensure_builder
+}
+
+# ------------------------------------------------------------------ build --
+
+workspace_version() {
+	awk '/^\[workspace.package\]/{p=1;next} /^\[/{p=0} p&&/^version *=/{gsub(/[" ]/,"",$0); sub(/^version=/,""); print; exit}' "$ROOT/Cargo.toml"
+}
+feed_var() { sed -n "s/^$1:=//p" "$FEED_PKG/Makefile" | head -1; }
+
+# cargo_build TARGET FEATURES LOG: a release build of the nuvol binary.
+cargo_build() {
+	local target=$1 features=$2 log=$3
+	local -a cmd
+	local -a feat=()
+	# shellcheck disable=SC2054 # std,panic_abort is one argument
+	[ -z "$features" ] || feat=(--features "$features")
+	# shellcheck disable=SC2054 # std,panic_abort is one argument
+	if [ "$BUILDER" = cross ]; then
+		# cross links with the image's musl gcc, static by default for musl.
+		cmd=(cross build --release -p nuvol --target "$target" -Zbuild-std=std,panic_abort "${feat[@]}")
+		export CROSS_BUILD_ENV_PASSTHROUGH=RUSTC_BOOTSTRAP
+		export RUSTFLAGS="-C target-feature=+crt-static"
+	else
+		# zig's linker provides musl's crt and libc; rustc must not add its own.
+		cmd=(cargo zigbuild --release -p nuvol --target "$target" -Zbuild-std=std,panic_abort "${feat[@]}")
+		export RUSTFLAGS="-C link-self-contained=no -C target-feature=+crt-static"
+	fi
+	# -Zbuild-std on the pinned stable toolchain: RUSTC_BOOTSTRAP unlocks it.
+	export RUSTC_BOOTSTRAP=1
+	if [ -n "${NUVOL_VERBOSE:-}" ]; then
+		nice -n 10 "${cmd[@]}" </dev/null 2>&1 | tee "$log"
+		return "${PIPESTATUS[0]}"
+	fi
+	nice -n 10 "${cmd[@]}" </dev/null >"$log" 2>&1
+}
+
+# check_binary BIN: statically linked, and runs on the board's CPU.
+check_binary() {
+	local bin=$1 out
+	file -b "$bin" | grep -q 'statically linked' || { file "$bin" >&2; return 1; }
+	[ -n "${NUVOL_NO_QEMU:-}" ] && return 0
+	out=$(timeout 60 "qemu-$QEMU_USER_ARCH-static" -cpu "$QEMU_USER_CPU" "$bin" --version 2>&1) || {
+		printf '%s\n' "$out" >&2
+		return 1
+	}
+	[ "$out" = "nuvol $VERSION" ] || {
+		printf 'expected "nuvol %s", got "%s"\n' "$VERSION" "$out" >&2
+		return 1
+	}
+}
+
+# feed_install BIN DESTDIR: runs the feed Makefile's Package/nuvol/install
+# recipe (the same one the OpenWRT SDK runs) against stubs of the SDK's make
+# variables, so the .ipk holds exactly what the feed installs. Also writes
+# the package metadata the recipe's Makefile defines into $DESTDIR.meta/.
+feed_install() {
+	local bin=$1 dest=$2 stub=$CACHE/sdk-stub
+	mkdir -p "$stub/include" "$stub/feeds/packages/lang/rust" "$stub/pkg-install/bin"
+	cp "$bin" "$stub/pkg-install/bin/nuvol"
+	cat >"$stub/rules.mk" <<-'EOF'
+		# The SDK's install helpers (include/rules.mk), as OpenWRT defines them.
+		INCLUDE_DIR:=$(TOPDIR)/include
+		INSTALL_DIR:=install -d -m0755
+		INSTALL_BIN:=install -m0755
+		INSTALL_DATA:=install -m0644
+		INSTALL_CONF:=install -m0600
+		LN:=ln -sf
+		CP:=cp -fpR
+	EOF
+	printf 'BuildPackage=\n' >"$stub/include/package.mk"
+	printf 'RUST_ARCH_DEPENDS:=\nRustBinPackage=\nBuild/Compile/Cargo=\n' >"$stub/feeds/packages/lang/rust/rust-package.mk"
+	# shellcheck disable=SC2016 # make expands these, not the shell
+	# Recipe lines need a literal tab, which a <<- here-document would strip.
+	printf '%s\n' \
+		'include Makefile' \
+		'$(eval $(Package/nuvol))' \
+		'.PHONY: install meta' \
+		'install:' \
+		'	$(call Package/nuvol/install,$(DESTDIR))' \
+		'meta:' \
+		'	$(file >$(META)/title,$(TITLE))' \
+		'	$(file >$(META)/depends,$(DEPENDS))' \
+		'	$(file >$(META)/section,$(SECTION))' \
+		'	$(file >$(META)/maintainer,$(PKG_MAINTAINER))' \
+		'	$(file >$(META)/license,$(PKG_LICENSE))' \
+		'	$(file >$(META)/url,$(URL))' \
+		'	$(file >$(META)/description,$(Package/nuvol/description))' \
+		'	$(file >$(META)/conffiles,$(Package/nuvol/conffiles))' \
+		>"$stub/driver.mk"
+	rm -rf "$dest" "$dest.meta"
+	mkdir -p "$dest" "$dest.meta"
+	make -s -C "$FEED_PKG" -f "$stub/driver.mk" TOPDIR="$stub" PKG_INSTALL_DIR="$stub/pkg-install" \
+		DESTDIR="$dest" META="$dest.meta" install meta
+}
+
+# reproducible_tar DIR OUT.tar.gz PATHS...: owner root, fixed mtime, sorted.
+reproducible_tar() {
+	local dir=$1 out=$2
+	shift 2
+	tar --format=gnu --numeric-owner --owner=0 --group=0 --sort=name \
+		--mtime="@$SOURCE_DATE_EPOCH" -C "$dir" -cf - "$@" | gzip -n -9 >"$out"
+}
+
+# build_ipk BOARD BIN OUT: the .ipk opkg installs, built without the SDK:
+# a gzip'd tar of debian-binary, data.tar.gz and control.tar.gz, as
+# OpenWRT's scripts/ipkg-build makes it.
+build_ipk() {
+	local bin=$2 out=$3 work=$CACHE/ipk/$1
+	rm -rf "$work"
+	mkdir -p "$work/control"
+	feed_install "$bin" "$work/data"
+	local meta=$work/data.meta c=$work/control
+	local depends size
+	# OpenWRT adds libc to every package; '+pkg' means "select and depend".
+	depends=$(printf 'libc %s' "$(cat "$meta/depends")" | tr ' ' '\n' | sed -n 's/^+//p;/^libc$/p' | paste -sd, - | sed 's/,/, /g')
+	size=$(find "$work/data" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+	{
+		printf 'Package: nuvol\n'
+		printf 'Version: %s\n' "$IPK_VERSION"
+		printf 'Depends: %s\n' "$depends"
+		printf 'Source: openwrt-feed/net/nuvol\n'
+		printf 'SourceName: nuvol\n'
+		printf 'License: %s\n' "$(cat "$meta/license")"
+		printf 'Section: %s\n' "$(cat "$meta/section")"
+		printf 'SourceDateEpoch: %s\n' "$SOURCE_DATE_EPOCH"
+		printf 'URL: %s\n' "$(cat "$meta/url")"
+		printf 'Maintainer: %s\n' "$(cat "$meta/maintainer")"
+		printf 'Architecture: %s\n' "$OPENWRT_ARCH"
+		printf 'Installed-Size: %s\n' "$size"
+		printf 'Description: %s\n' "$(cat "$meta/title")"
+		sed -e 's/^ *//' -e '/^$/d' -e 's/^/ /' "$meta/description"
+	} >"$c/control"
+	sed '/^$/d' "$meta/conffiles" >"$c/conffiles"
+	# The scripts every SDK-built package gets (include/package-ipkg.mk):
+	# default_postinst runs our uci-defaults script, enables the init script
+	# and starts it on a live system; default_prerm stops and disables it.
+	cat >"$c/postinst" <<-'EOF'
+		#!/bin/sh
+		[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0
+		[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0
+		. ${IPKG_INSTROOT}/lib/functions.sh
+		default_postinst $0 $@
+	EOF
+	cat >"$c/prerm" <<-'EOF'
+		#!/bin/sh
+		[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0
+		. ${IPKG_INSTROOT}/lib/functions.sh
+		default_prerm $0 $@
+	EOF
+	chmod 0755 "$c/postinst" "$c/prerm"
+	chmod 0644 "$c/control" "$c/conffiles"
+	printf '2.0\n' >"$work/debian-binary"
+	reproducible_tar "$work/data" "$work/data.tar.gz" .
+	reproducible_tar "$c" "$work/control.tar.gz" .
+	reproducible_tar "$work" "$out" ./debian-binary ./data.tar.gz ./control.tar.gz
+}
+
+kib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
+
+# build_board BOARD INDEX COUNT: compile, check, package one board; appends
+# its row to the size table.
+build_board() {
+	local board=$1 n=$2 count=$3 t0 log bin out ipk="" ipk_bytes="-"
+	load_board "$board"
+	t0=$SECONDS
+	log=$CACHE/logs/build-$board.log
+	mkdir -p "$DIST/$board"
+	say "[$n/$count] $board: compiling for $RUST_TARGET${CARGO_FEATURES:+ with features $CARGO_FEATURES} ($BUILDER; log in ${log#"$ROOT"/})"
+	if ! cargo_build "$RUST_TARGET" "$CARGO_FEATURES" "$log"; then
+		tail -n 30 "$log" >&2
+		die "$board: build failed for $RUST_TARGET (full log: ${log#"$ROOT"/})"
+	fi
+	bin=$TARGET_DIR/$RUST_TARGET/release/nuvol
+	out=$DIST/$board/nuvol
+	rm -f "$DIST/$board"/nuvol_*.ipk
+	cp "$bin" "$out"
+	if [ -n "${NUVOL_NO_QEMU:-}" ]; then
+		say "[$n/$count] $board: checking it is statically linked (qemu check skipped: NUVOL_NO_QEMU)"
+	else
+		say "[$n/$count] $board: checking it is static and runs on qemu-$QEMU_USER_ARCH -cpu $QEMU_USER_CPU"
+		ensure_qemu "$QEMU_USER_ARCH"
+	fi
+	check_binary "$out" || die "$board: dist/$board/nuvol failed its check (static, runs on $QEMU_USER_CPU)"
+	if [ -n "$OPENWRT_ARCH" ]; then
+		ipk=$DIST/$board/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk
+		say "[$n/$count] $board: packaging ${ipk#"$ROOT"/}"
+		build_ipk "$board" "$out" "$ipk"
+		ipk_bytes=$(stat -c %s "$ipk")
+	else
+		say "[$n/$count] $board: no .ipk (OpenWRT has no package arch for it; see ./build.sh image $board)"
+	fi
+	local bytes budget status
+	bytes=$(stat -c %s "$out")
+	budget=$((SIZE_BUDGET_KIB * 1024))
+	status=ok
+	[ "$bytes" -le "$budget" ] || {
+		status=OVER
+		OVER_BUDGET=$((OVER_BUDGET + 1))
+	}
+	ROWS+=("$(printf '%-13s %-31s %9s %8s %8s %9s %-6s %5ss' "$board" "$RUST_TARGET" "$bytes" "$(kib "$bytes")" \
+		"$ipk_bytes" "$SIZE_BUDGET_KIB" "$status" "$((SECONDS - t0))")")
+}
+
+cmd_build() {
+	local -a boards=("$@")
+	[ ${#boards[@]} -gt 0 ] || mapfile -t boards < <(all_boards)
+	local b
+	# Every name is checked before anything slow starts.
+	for b in "${boards[@]}"; do load_board "$b"; done
+	ensure_tools
+	VERSION=$(workspace_version)
+	[ -n "$VERSION" ] || die "no version in [workspace.package] of Cargo.toml"
+	local release
+	release=$(feed_var PKG_RELEASE)
+	[ "$(feed_var PKG_VERSION)" = "$VERSION" ] ||
+		die "openwrt-feed/net/nuvol/Makefile has PKG_VERSION $(feed_var PKG_VERSION) but Cargo.toml says $VERSION"
+	IPK_VERSION=$VERSION-$release
+	SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)}
+	export SOURCE_DATE_EPOCH
+	ROWS=()
+	OVER_BUDGET=0
+	local i=0 t0=$SECONDS
+	for b in "${boards[@]}"; do
+		i=$((i + 1))
+		build_board "$b" "$i" "${#boards[@]}"
+	done
+	echo
+	printf '%-13s %-31s %9s %8s %8s %9s %-6s %6s\n' board target "bin bytes" "bin KiB" "ipk bytes" "budget KiB" status time
+	printf '%s\n' "${ROWS[@]}"
+	echo
+	say "built ${#boards[@]} board(s) in $((SECONDS - t0)) s into ${DIST#"$ROOT"/}/"
+	[ "$OVER_BUDGET" -eq 0 ] || die "$OVER_BUDGET board(s) over their size budget (SIZE_BUDGET_KIB in boards/)"
+}
+
+# ------------------------------------------------------------------- demo --
+
+DEMO_DIR=${NUVOL_DEMO_DIR:-$CACHE/demo}
+DEMO_HTTP=${NUVOL_DEMO_HTTP:-127.0.0.1:7000}
+DEMO_PORT=${NUVOL_DEMO_PORT:-7946}
+
+demo_stop() {
+	local pidf pid stopped=0 i
+	for pidf in "$DEMO_DIR"/*.pid; do
+		[ -f "$pidf" ] || continue
+		pid=$(cat "$pidf")
+		# Only our own agents: the pid must still be a nuvol process.
+		if kill -0 "$pid" 2>/dev/null && grep -q nuvol "/proc/$pid/cmdline" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null || true
+			for i in $(seq 1 50); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+			kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+			stopped=$((stopped + 1))
+		fi
+		rm -f "$pidf"
+	done
+	say "demo: stopped $stopped agent(s)"
+}
+
+# port_busy HOST:PORT: something already listens on that TCP port.
+port_busy() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+
+# http_get HOST:PORT PATH: the response's first line, with bash's /dev/tcp.
+http_get() {
+	local hp=$1 path=$2 line
+	exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}" || return 1
+	printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$path" "$hp" >&3
+	IFS= read -r -t 5 line <&3 || line=""
+	exec 3<&-
+	printf '%s\n' "${line%$'\r'}"
+}
+
+cmd_demo() {
+	case ${1:-} in
+	stop)
+		demo_stop
+		return 0
+		;;
+	"") ;;
+	*) usage_die "demo takes no argument or 'stop', not '$1'" ;;
+	esac
+	mkdir -p "$CACHE/logs"
+	ensure_rust
+	local log=$CACHE/logs/demo-build.log nuvol
+	say "demo: building nuvol for this machine (log in ${log#"$ROOT"/})"
+	nice -n 10 cargo build --release -p nuvol </dev/null >"$log" 2>&1 || {
+		tail -n 30 "$log" >&2
+		die "demo: the host build failed (full log: ${log#"$ROOT"/})"
+	}
+	nuvol=$TARGET_DIR/release/nuvol
+	say "demo: $("$nuvol" --version)"
+	# Decided at run time, not hard-coded, so the demo works the moment the
+	# agent command lands.
+	if ! "$nuvol" agent --help >/dev/null 2>&1; then
+		echo "demo: this build has no agent yet ('nuvol agent --help' fails), so there is no microcloud to start."
+		echo "demo: what exists: $nuvol --version; run '$nuvol --help' for the rest."
+		exit 1
+	fi
+	demo_stop >/dev/null
+	local p1=$DEMO_PORT p2=$((DEMO_PORT + 10)) p3=$((DEMO_PORT + 20)) hp
+	for hp in "$DEMO_HTTP" "127.0.0.1:$p1" "127.0.0.1:$p2" "127.0.0.1:$p3"; do
+		port_busy "$hp" && die "demo: $hp is already in use (another demo? ./build.sh demo stop)"
+	done
+	rm -rf "$DEMO_DIR"
+	mkdir -p "$DEMO_DIR"
+	local name port i
+	for i in 1 2 3; do
+		name=n$i
+		port=$((DEMO_PORT + (i - 1) * 10))
+		local -a args=(agent --name "$name" --bind "127.0.0.1:$port" --control "$DEMO_DIR/$name.sock"
+			--state "$DEMO_DIR/$name")
+		[ "$i" = 1 ] && args+=(--http "$DEMO_HTTP") || args+=(--join "127.0.0.1:$p1")
+		# setsid: the agents outlive this script and ignore its terminal.
+		setsid "$nuvol" "${args[@]}" </dev/null >"$DEMO_DIR/$name.log" 2>&1 &
+		echo $! >"$DEMO_DIR/$name.pid"
+	done
+	say "demo: started n1 (127.0.0.1:$p1, page on $DEMO_HTTP), n2 (:$p2) and n3 (:$p3) in ${DEMO_DIR#"$ROOT"/}"
+	local members=0
+	for i in $(seq 1 60); do
+		for name in n1 n2 n3; do
+			kill -0 "$(cat "$DEMO_DIR/$name.pid")" 2>/dev/null || {
+				tail -n 5 "$DEMO_DIR/$name.log" >&2
+				demo_stop >/dev/null
+				die "demo: agent $name exited (log: ${DEMO_DIR#"$ROOT"/}/$name.log)"
+			}
+		done
+		members=$("$nuvol" --control "$DEMO_DIR/n3.sock" members 2>/dev/null | grep -cw alive || true)
+		[ "$members" -ge 3 ] && break
+		sleep 0.5
+	done
+	if [ "$members" -ge 3 ]; then
+		say "demo: all three agents see each other"
+	else
+		echo "demo: after 30 s n3 sees $members alive member(s), not 3; the agents keep running, see ${DEMO_DIR#"$ROOT"/}/*.log"
+	fi
+	"$nuvol" --control "$DEMO_DIR/n2.sock" publish --type http --port "${DEMO_HTTP##*:}" \
+		--description "the demo page, served by n1" >/dev/null 2>&1 &&
+		say "demo: n2 published a service record; search it from any node"
+	local status=""
+	for i in $(seq 1 20); do
+		status=$(http_get "$DEMO_HTTP" / 2>/dev/null) && [ -n "$status" ] && break
+		sleep 0.5
+	done
+	case $status in
+	"HTTP/1."[01]" 200"* | "HTTP/1."[01]" 30"*) say "demo: the page answers: $status" ;;
+	*) echo "demo: the page at http://$DEMO_HTTP/ does not answer yet (got '${status:-nothing}'); see ${DEMO_DIR#"$ROOT"/}/n1.log" ;;
+	esac
+	cat <<-EOF
+
+		  open     http://$DEMO_HTTP/
+		  CLI      $nuvol --control $DEMO_DIR/n1.sock members
+		           $nuvol --control $DEMO_DIR/n1.sock search
+		  logs     $DEMO_DIR/n1.log n2.log n3.log
+		  stop     ./build.sh demo stop
+	EOF
+}
+
+# ------------------------------------------------------------------ image --
+
+cmd_image() {
+	local board="" ib="" profile="" extra="" microcloud="" key=""
+	local -a joins=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--imagebuilder) ib=${2:-}; shift 2 || usage_die "--imagebuilder needs a PATH" ;;
+		--profile) profile=${2:-}; shift 2 || usage_die "--profile needs a name" ;;
+		--packages) extra=${2:-}; shift 2 || usage_die "--packages needs a list" ;;
+		--microcloud) microcloud=${2:-}; shift 2 || usage_die "--microcloud needs a name" ;;
+		--join) joins+=("${2:-}"); shift 2 || usage_die "--join needs HOST:PORT" ;;
+		--key) key=${2:-}; shift 2 || usage_die "--key needs a base64 key" ;;
+		-*) usage_die "image: unknown option $1" ;;
+		*)
+			[ -z "$board" ] || usage_die "image takes one board, got '$board' and '$1'"
+			board=$1
+			shift
+			;;
+		esac
+	done
+	[ -n "$board" ] || usage_die "usage: ./build.sh image BOARD --imagebuilder PATH [--profile P] [--packages 'a b'] [--microcloud M] [--join H:P]... [--key K]"
+	load_board "$board"
+	[ -n "$ib" ] || usage_die "image: --imagebuilder PATH is required (an unpacked OpenWRT ImageBuilder for $OPENWRT_TARGET)"
+	if [ ! -f "$ib/Makefile" ] || [ ! -f "$ib/.config" ] || [ ! -d "$ib/packages" ]; then
+		die "no OpenWRT ImageBuilder at '$ib': download openwrt-imagebuilder-*-${OPENWRT_TARGET/\//-}.Linux-x86_64.tar.* from https://downloads.openwrt.org and unpack it"
+	fi
+	ib=$(cd "$ib" && pwd)
+	local ib_arch
+	ib_arch=$(sed -n 's/^CONFIG_TARGET_ARCH_PACKAGES="\(.*\)"/\1/p' "$ib/.config")
+	if [ -n "$OPENWRT_ARCH" ] && [ "$ib_arch" != "$OPENWRT_ARCH" ]; then
+		die "the ImageBuilder at '$ib' builds for $ib_arch, but $board needs $OPENWRT_ARCH ($OPENWRT_TARGET)"
+	fi
+	cmd_build "$board"
+	load_board "$board"
+	local files=$CACHE/image/$board/files packages
+	rm -rf "$files"
+	mkdir -p "$files/etc/uci-defaults"
+	# Routers with little flash get the agent and the page; LXC only where
+	# it fits (its tools and liblxc take ~1.5 MB).
+	packages="uhttpd"
+	[ "${FLASH_MB:-0}" -le 16 ] || packages="$packages lxc lxc-attach lxc-create lxc-destroy lxc-info lxc-start lxc-stop lxc-wait"
+	if [ -n "$OPENWRT_ARCH" ]; then
+		cp "$DIST/$board/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk" "$ib/packages/"
+		packages="nuvol $packages"
+	else
+		# No opkg arch for this board: the image carries the files the
+		# package would install, enabled the way its postinst would.
+		feed_install "$DIST/$board/nuvol" "$CACHE/image/$board/data"
+		cp -a "$CACHE/image/$board/data/." "$files/"
+		mkdir -p "$files/etc/rc.d"
+		ln -sf ../init.d/nuvol "$files/etc/rc.d/S95nuvol"
+		ln -sf ../init.d/nuvol "$files/etc/rc.d/K10nuvol"
+	fi
+	# First-boot settings given on the command line, applied before the
+	# package's own uci-defaults script (89 < 90).
+	{
+		echo '#!/bin/sh'
+		echo '# Written by ./build.sh image: this image'"'"'s microcloud settings.'
+		[ -z "$microcloud" ] || printf "uci -q set nuvol.main.microcloud='%s'\n" "$microcloud"
+		local j
+		for j in "${joins[@]}"; do printf "uci -q add_list nuvol.main.join='%s'\n" "$j"; done
+		if [ -n "$key" ]; then
+			echo "uci -q set nuvol.image_key=key"
+			printf "uci -q set nuvol.image_key.secret='%s'\n" "$key"
+			echo "uci -q set nuvol.image_key.primary=1"
+		fi
+		echo 'uci -q commit nuvol'
+		echo 'exit 0'
+	} >"$files/etc/uci-defaults/89-nuvol-image"
+	chmod 0755 "$files/etc/uci-defaults/89-nuvol-image"
+	packages="$packages $extra"
+	local log=$CACHE/logs/image-$board.log
+	say "image: make image in $ib${profile:+ PROFILE=$profile} PACKAGES=\"${packages% }\" (log in ${log#"$ROOT"/})"
+	local -a margs=(image "PACKAGES=${packages% }" "FILES=$files")
+	[ -z "$profile" ] || margs+=("PROFILE=$profile")
+	nice -n 10 make -C "$ib" "${margs[@]}" </dev/null >"$log" 2>&1 || {
+		tail -n 30 "$log" >&2
+		die "image: the ImageBuilder failed (full log: ${log#"$ROOT"/})"
+	}
+	say "image: done; the images are in $ib/bin/targets/$OPENWRT_TARGET/"
+}
+
+# ------------------------------------------------------------------- main --
+
+mkdir -p "$CACHE/logs"
+case ${1:-} in
+-h | --help | help) usage ;;
+list) all_boards ;;
+tools)
+	ensure_tools
+	ensure_qemu arm
+	say "tools ready: $(cargo zigbuild --version 2>/dev/null || echo "builder $BUILDER"), rust $(toolchain) with rust-src"
+	;;
+demo)
+	shift
+	cmd_demo "$@"
+	;;
+image)
+	shift
+	cmd_image "$@"
+	;;
+-*) usage_die "unknown option $1 (see ./build.sh --help)" ;;
+*) cmd_build "$@" ;;
+esac

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# tests/run.sh: the one test entry point (CI runs it through .ci/run).
+#
+# 1. installs what the tests need, idempotently: the Debian packages listed
+#    in tests/deps.d/*.apt, then the build tools (rust-src, zig,
+#    cargo-zigbuild, qemu-user-static) through ./build.sh tools;
+# 2. cargo fmt --check, clippy with warnings denied, cargo test, all over the
+#    workspace;
+# 3. cross-builds the test boards with ./build.sh (armv7, mipsel, aarch64 and
+#    i586 by default; NUVOL_TEST_BOARDS="..." or "all" to change) and checks
+#    each binary: statically linked, `nuvol --version` under its board's CPU;
+# 4. runs every executable tests/suite/*.sh: exit 0 pass, 77 skipped (its
+#    reason is printed), anything else fail.
+#
+# Ends with one line "N passed, N failed, N skipped" and exits 1 if anything
+# failed. Works without a terminal (CI=true, stdin closed). Logs of every
+# step are in .cache/test-logs/.
+
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+LOGS=$ROOT/.cache/test-logs
+mkdir -p "$LOGS"
+PASSED=0 FAILED=0 SKIPPED=0
+FAILURES=()
+T0=$SECONDS
+
+# step NAME TIMEOUT CMD...: one counted result; output in .cache/test-logs/NAME.log.
+step() {
+	local name=$1 limit=$2 t=$SECONDS rc
+	shift 2
+	local log=$LOGS/$name.log
+	printf '%-40s ' "$name"
+	timeout --kill-after=30 "$limit" "$@" </dev/null >"$log" 2>&1
+	rc=$?
+	case $rc in
+	0)
+		PASSED=$((PASSED + 1))
+		printf 'pass  %4ss\n' "$((SECONDS - t))"
+		;;
+	77)
+		SKIPPED=$((SKIPPED + 1))
+		printf 'skip  %4ss  %s\n' "$((SECONDS - t))" "$(grep -m1 -i 'skip' "$log" || tail -n 1 "$log")"
+		;;
+	*)
+		FAILED=$((FAILED + 1))
+		FAILURES+=("$name")
+		[ "$rc" -eq 124 ] && echo "(timed out after $limit)" >>"$log"
+		printf 'FAIL  %4ss  (exit %s, log: %s)\n' "$((SECONDS - t))" "$rc" "${log#"$ROOT"/}"
+		tail -n 15 "$log" | sed 's/^/    | /'
+		;;
+	esac
+}
+
+# -------------------------------------------------------------- installs --
+
+install_apt_deps() {
+	local -a want=() missing=()
+	local f p
+	for f in "$ROOT"/tests/deps.d/*.apt; do
+		[ -f "$f" ] || continue
+		while read -r p; do
+			p=${p%%#*}
+			p=${p//[[:space:]]/}
+			[ -n "$p" ] && want+=("$p")
+		done <"$f"
+	done
+	for p in "${want[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -gt 0 ] || {
+		echo "all ${#want[@]} Debian packages already installed"
+		return 0
+	}
+	echo "installing: ${missing[*]}"
+	[ "$(id -u)" = 0 ] || {
+		echo "not root: cannot apt-get install ${missing[*]}"
+		return 1
+	}
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+		{ apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; }
+}
+
+echo "nuvol tests: $(date -u '+%Y-%m-%d %H:%M UTC'), logs in ${LOGS#"$ROOT"/}/"
+step install-debian-packages 20m install_apt_deps
+step install-build-tools 30m ./build.sh tools
+
+# The tools build.sh installed into .cache/tools (zig) must be on PATH for
+# the cargo steps too.
+[ -d "$ROOT/.cache/tools/bin" ] && PATH=$ROOT/.cache/tools/bin:$PATH
+
+# ----------------------------------------------------------------- cargo --
+
+step cargo-fmt 5m cargo fmt --all --check
+step cargo-clippy 40m nice -n 10 cargo clippy --workspace --all-targets -- -D warnings
+step cargo-test 40m nice -n 10 cargo test --workspace
+
+# ---------------------------------------------------------- cross builds --
+
+BOARDS=${NUVOL_TEST_BOARDS:-turris-omnia ramips turris-mox alix}
+[ "$BOARDS" = all ] && BOARDS=$(./build.sh list | tr '\n' ' ')
+# Over-budget boards still get their binaries checked below; the budget
+# itself is its own result.
+# shellcheck disable=SC2086 # one word per board
+step "cross-build" 60m ./build.sh $BOARDS
+
+check_board() {
+	local board=$1 bin=$ROOT/dist/$1/nuvol out
+	# shellcheck disable=SC1090
+	. "$ROOT/boards/$board.conf"
+	[ -x "$bin" ] || {
+		echo "no $bin: the cross build did not produce it"
+		return 1
+	}
+	file "$bin"
+	file -b "$bin" | grep -q 'statically linked' || return 1
+	out=$(timeout 60 "qemu-$QEMU_USER_ARCH-static" -cpu "$QEMU_USER_CPU" "$bin" --version 2>&1)
+	echo "qemu-$QEMU_USER_ARCH-static -cpu $QEMU_USER_CPU: $out"
+	[[ $out == "nuvol "* ]]
+}
+for b in $BOARDS; do
+	step "static-and-runs-on-cpu:$b" 2m check_board "$b"
+done
+
+# ---------------------------------------------------------------- suites --
+
+for s in "$ROOT"/tests/suite/*.sh; do
+	[ -x "$s" ] || continue
+	n=${s##*/}
+	step "suite:${n%.sh}" 30m "$s"
+done
+
+echo
+echo "total time $((SECONDS - T0)) s"
+[ ${#FAILURES[@]} -eq 0 ] || echo "failed: ${FAILURES[*]}"
+echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+[ "$FAILED" -eq 0 ]
