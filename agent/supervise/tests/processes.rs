@@ -18,11 +18,27 @@ use nuvol_supervise::os::{self, Notice, Options, Supervisor};
 use nuvol_supervise::policy::{HealthTiming, PublishRecord, Respawn};
 use nuvol_supervise::service::{Limit, Probe, Resource, ServiceDef};
 
-fn temp_dir(test: &str) -> PathBuf {
+/// A per-test directory, removed when the test ends.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(test: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("nuvol-supervise-{test}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 fn sh(name: &str, script: &str) -> ServiceDef {
@@ -333,7 +349,7 @@ fn kill_9_of_the_agent_does_not_duplicate_the_service() {
     let dir = temp_dir("kill9");
     let mut agent = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "helper_agent_process", "--nocapture"])
-        .env("NUVOL_SUPERVISE_HELPER_DIR", &dir)
+        .env("NUVOL_SUPERVISE_HELPER_DIR", dir.as_os_str())
         .spawn()
         .unwrap();
     let record = dir.join("state").join("killed.pid");
