@@ -59,7 +59,7 @@ cross_build() {
 		RUSTFLAGS="-C link-self-contained=no -C target-feature=+crt-static" \
 		nice -n 10 cargo zigbuild --release -p nuvol --target "$M_TARGET" "${std[@]}") >"$log" 2>&1; then
 		tail -n 20 "$log" >&2
-		die "cross-build for $M_TARGET failed"
+		die "cross-build for $M_TARGET failed (NUVOL_QEMU_BUILD=never boots the last one built)"
 	fi
 	printf '%s\n' "$tdir/$M_TARGET/release/nuvol"
 }
