@@ -78,6 +78,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
+const MAX_DURATION_MS: u64 = 366 * 24 * 3600 * 1000;
+
 const fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
@@ -142,14 +144,23 @@ impl Config {
                 .parse::<u64>()
                 .map_err(|_| ConfigError::BadValue)
         };
-        let dur = || num().map(Duration::from_millis);
+        // Durations above a year are typos; refusing them keeps every
+        // product of timers far from overflow.
+        let dur = || match num()? {
+            ms if ms <= MAX_DURATION_MS => Ok(Duration::from_millis(ms)),
+            _ => Err(ConfigError::BadValue),
+        };
         let small = || num().and_then(|v| u32::try_from(v).map_err(|_| ConfigError::BadValue));
+        let fanout = || match small()? {
+            v @ 1..=64 => Ok(v as usize),
+            _ => Err(ConfigError::BadValue),
+        };
         match key {
             "probe_interval_ms" => self.probe_interval = dur()?,
             "probe_timeout_ms" => self.probe_timeout = dur()?,
-            "indirect_checks" => self.indirect_checks = small()? as usize,
+            "indirect_checks" => self.indirect_checks = fanout()?,
             "gossip_interval_ms" => self.gossip_interval = dur()?,
-            "gossip_nodes" => self.gossip_nodes = small()? as usize,
+            "gossip_nodes" => self.gossip_nodes = fanout()?,
             "retransmit_mult" => self.retransmit_mult = small()?,
             "suspicion_mult" => self.suspicion_mult = small()?,
             "suspicion_max_timeout_mult" => self.suspicion_max_timeout_mult = small()?,
@@ -209,7 +220,7 @@ impl Config {
         }
         let extra = crate::rng::ln(n as f64 / 32.0) / core::f64::consts::LN_2;
         let mult = extra.max(0.0) as u32 + 2;
-        self.push_pull_interval * mult
+        self.push_pull_interval.saturating_mul(mult)
     }
 }
 
@@ -249,5 +260,8 @@ mod tests {
         assert_eq!(c.set("nope", "1"), Err(ConfigError::UnknownKey));
         assert_eq!(c.set("gossip_nodes", "x"), Err(ConfigError::BadValue));
         assert_eq!(c.set("mtu", "10"), Err(ConfigError::BadValue));
+        assert_eq!(c.set("gossip_nodes", "0"), Err(ConfigError::BadValue));
+        let huge = "18446744073709551615";
+        assert_eq!(c.set("probe_interval_ms", huge), Err(ConfigError::BadValue));
     }
 }

@@ -319,6 +319,8 @@ struct InQuery {
 const REAP_PERIOD: Duration = Duration::from_millis(1000);
 /// Seeds contacted per join attempt, at most.
 const MAX_JOIN_TARGETS: usize = 8;
+/// Fan-out bound whatever the config says (a typo must not stall the node).
+const MAX_FANOUT: usize = 64;
 /// Peers written into saved state, at most.
 const MAX_SAVED_PEERS: usize = 64;
 
@@ -841,7 +843,7 @@ impl Node {
         self.broadcasts
             .push(Subject::Member(self.me.clone()), enc.clone());
         // Tell a few members straight away rather than waiting for a round.
-        let n = (self.config.gossip_nodes * 2).max(1);
+        let n = (self.config.gossip_nodes.min(MAX_FANOUT) * 2).max(1);
         for i in self.random_members(n, |m| m.state.is_live()) {
             let to = self.members[i].addr;
             self.send(to, alloc::vec![enc.clone()]);
@@ -1126,7 +1128,7 @@ impl Node {
     }
 
     fn scaled(&self, d: Duration) -> Duration {
-        d * (self.awareness + 1)
+        d.saturating_mul(self.awareness + 1)
     }
 
     fn run_probe(&mut self, now: Instant) {
@@ -1219,7 +1221,7 @@ impl Node {
             return;
         };
         let target_addr = self.members[ti].addr;
-        let k = self.config.indirect_checks;
+        let k = self.config.indirect_checks.min(MAX_FANOUT);
         let helpers = self.random_members(k, |m| m.state == MemberState::Alive && m.name != target);
         let nack = self.config.lifeguard;
         for i in &helpers {
@@ -1310,7 +1312,8 @@ impl Node {
         if self.broadcasts.is_empty() {
             return;
         }
-        let targets = self.random_members(self.config.gossip_nodes, |m| m.state.is_live());
+        let fanout = self.config.gossip_nodes.min(MAX_FANOUT);
+        let targets = self.random_members(fanout, |m| m.state.is_live());
         for i in targets {
             if self.broadcasts.is_empty() {
                 break;
@@ -1979,7 +1982,8 @@ impl Node {
                     Relay {
                         requester: from,
                         orig_seq: seq,
-                        nack_at: nack.then(|| now + self.config.probe_timeout * 4 / 5),
+                        nack_at: nack
+                            .then(|| now + self.config.probe_timeout.saturating_mul(4) / 5),
                         expires: now + self.config.probe_interval,
                     },
                 );

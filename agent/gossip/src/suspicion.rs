@@ -39,7 +39,7 @@ impl Suspicion {
             incarnation,
             start,
             min,
-            max: min * max_mult.max(1),
+            max: min.saturating_mul(max_mult.max(1)),
             k,
             suspecters,
             dynamic,
