@@ -38,6 +38,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("keys", "keys generate|install KEY|use KEY|remove KEY|list", "manage the cluster keyring (keys are base64, 32 bytes)"),
     ("monitor", "monitor", "print member, service and event changes as they happen"),
     ("service", "service list|status NAME|start NAME|stop NAME|restart NAME|logs NAME [--lines N]", "supervised local services"),
+    ("page-passwd", "page-passwd < PASSWORD", "print the `option password_hash` value for the built-in page's login (password read from stdin)"),
     ("app", "app list|templates|install TEMPLATE [--name NAME]|start NAME|stop NAME|uninstall NAME|status NAME", "LXC apps from templates"),
 ];
 
@@ -76,6 +77,8 @@ pub enum Cmd {
     Version,
     /// Run the agent with these flags.
     Agent(Vec<String>),
+    /// Hash a password from stdin for the page section (no agent needed).
+    PagePasswd,
     /// Talk to the agent.
     Client(ClientCmd),
 }
@@ -165,6 +168,10 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, Usage> {
     }
     let cmd = if c.help {
         Cmd::Help(Some(cmd))
+    } else if cmd == "page-passwd" {
+        c.only(&cmd, &[])?;
+        c.words_exactly(&cmd, 0, "no arguments (the password comes on stdin)")?;
+        Cmd::PagePasswd
     } else {
         Cmd::Client(build(&cmd, &mut c)?)
     };

@@ -61,9 +61,34 @@ fn main() {
             }
             agent::run(flags)
         }
+        cli::Cmd::PagePasswd => page_passwd(),
         cli::Cmd::Client(cmd) => cli::execute(cli::control_path(inv.control), inv.json, cmd),
     };
     std::process::exit(code);
+}
+
+/// `nuvol page-passwd`: the first line of stdin, hashed for `option password_hash`.
+fn page_passwd() -> i32 {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("nuvol: cannot read the password: {e}");
+        return 100;
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("nuvol: empty password (give it on stdin: echo secret | nuvol page-passwd)");
+        return 100;
+    }
+    match nuvol_page::hash_password(password) {
+        Ok(h) => {
+            println!("{h}");
+            0
+        }
+        Err(e) => {
+            eprintln!("nuvol: cannot hash: {e}");
+            111
+        }
+    }
 }
 
 /// One CGI request: the page reads the agent's config for its own section
