@@ -29,18 +29,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The CGI process exits by itself after this long, whatever it is doing.
 pub const WATCHDOG: Duration = Duration::from_secs(55);
 
-/// Headers every answer carries: no caching of pages with tokens, no framing,
-/// no scripts at all, forms only to ourselves.
-pub const SECURITY_HEADERS: &[(&str, &str)] = &[
-    ("Cache-Control", "no-store"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "same-origin"),
-    (
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    ),
-];
+/// Kept here too for callers that name it through the CGI module.
+pub use crate::route::SECURITY_HEADERS;
 
 /// Unix seconds now.
 pub fn now_s() -> u64 {
@@ -227,8 +217,7 @@ fn answer(
         if len > MAX_BODY {
             return route::error_reply(&req, 413, "The form is too large.", json, &secret, now);
         }
-        let ctype = env("CONTENT_TYPE").unwrap_or_default();
-        if !ctype.is_empty() && !ctype.starts_with("application/x-www-form-urlencoded") {
+        if !route::form_content_type_ok(&env("CONTENT_TYPE").unwrap_or_default()) {
             return route::error_reply(
                 &req,
                 415,
@@ -264,28 +253,12 @@ fn answer(
 }
 
 /// Writes `reply` in CGI form: `Status:` line, headers, blank line, body.
+///
+/// No Content-Length: uhttpd frames the body itself (chunked on HTTP/1.1)
+/// and passes our headers through, and both together confuse clients.
 pub fn write_cgi(out: &mut dyn Write, reply: &Reply, head_only: bool) -> io::Result<()> {
-    let mut head = String::with_capacity(512);
-    head.push_str(&format!(
-        "Status: {} {}\r\n",
-        reply.status,
-        route::reason(reply.status)
-    ));
-    head.push_str(&format!("Content-Type: {}\r\n", reply.content_type));
-    // No Content-Length: uhttpd frames the body itself (chunked on HTTP/1.1)
-    // and passes our headers through, and both together confuse clients.
-    for (k, v) in SECURITY_HEADERS {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    for (k, v) in &reply.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    if !head_only {
-        out.write_all(reply.body.as_bytes())?;
-    }
-    out.flush()
+    let status = format!("Status: {} {}", reply.status, route::reason(reply.status));
+    route::write_reply(out, &status, "", reply, head_only)
 }
 
 #[cfg(test)]

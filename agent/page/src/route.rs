@@ -16,6 +16,7 @@ use crate::views::{self, Page, View};
 use nuvol_control::frame::Client;
 use nuvol_control::json::{Object, ToJson};
 use nuvol_control::{Action, PublishSpec, QuerySpec, Request, Response, Scope};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -86,6 +87,56 @@ impl Reply {
         r.headers.push(("Location".into(), location));
         r
     }
+}
+
+/// Headers every answer carries: no caching of pages with tokens, no framing,
+/// no scripts at all, forms only to ourselves.
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+];
+
+/// Whether a POST's `Content-Type` is one the page reads: url-encoded, or
+/// none at all (some command-line clients send none).
+pub fn form_content_type_ok(content_type: &str) -> bool {
+    content_type.is_empty() || content_type.starts_with("application/x-www-form-urlencoded")
+}
+
+/// Writes `reply` for either front end: `status_line` (`Status: 200 OK` for
+/// the CGI, `HTTP/1.1 200 OK` for the built-in server), the front end's own
+/// `framing` header lines (each ending in CRLF), the content type, the
+/// [`SECURITY_HEADERS`], the reply's headers, a blank line and (unless
+/// `head_only`) the body.
+pub fn write_reply(
+    out: &mut dyn Write,
+    status_line: &str,
+    framing: &str,
+    reply: &Reply,
+    head_only: bool,
+) -> io::Result<()> {
+    let mut head = String::with_capacity(512);
+    head.push_str(status_line);
+    head.push_str("\r\n");
+    head.push_str(&format!("Content-Type: {}\r\n", reply.content_type));
+    head.push_str(framing);
+    for (k, v) in SECURITY_HEADERS {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    for (k, v) in &reply.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    if !head_only {
+        out.write_all(reply.body.as_bytes())?;
+    }
+    out.flush()
 }
 
 /// The reason phrase for the status codes the page uses.

@@ -14,7 +14,7 @@
 //! configured hash nobody can log in, and the page says how to set one.
 
 use crate::auth::{csrf_token, csrf_valid, random_bytes, to_hex, PageConfig, PasswordHash};
-use crate::cgi::{now_s, same_origin, SECURITY_HEADERS};
+use crate::cgi::{now_s, same_origin};
 use crate::form::Form;
 use crate::route::{self, handle, Agent, HttpRequest, Reply, MAX_BODY};
 use crate::views::{self, Page};
@@ -254,23 +254,22 @@ fn respond(shared: &Shared, head: &Head, body: &[u8]) -> Reply {
         head.host.as_deref(),
     );
     let json = query.split('&').any(|kv| kv == "format=json");
-    if head.method == "POST" {
-        let ctype = head.content_type.as_deref().unwrap_or("");
-        if !ctype.is_empty() && !ctype.starts_with("application/x-www-form-urlencoded") {
-            let req = HttpRequest {
-                path,
-                binding: "anonymous",
-                ..HttpRequest::default()
-            };
-            return route::error_reply(
-                &req,
-                415,
-                "Forms must be sent url-encoded.",
-                json,
-                &shared.secret,
-                now,
-            );
-        }
+    if head.method == "POST"
+        && !route::form_content_type_ok(head.content_type.as_deref().unwrap_or(""))
+    {
+        let req = HttpRequest {
+            path,
+            binding: "anonymous",
+            ..HttpRequest::default()
+        };
+        return route::error_reply(
+            &req,
+            415,
+            "Forms must be sent url-encoded.",
+            json,
+            &shared.secret,
+            now,
+        );
     }
     let session = head
         .cookie
@@ -389,29 +388,12 @@ fn login(
 
 /// Writes `reply` as an HTTP/1.1 response that closes the connection.
 fn write_http(out: &mut impl Write, reply: &Reply, head_only: bool) -> io::Result<()> {
-    let mut head = String::with_capacity(512);
-    head.push_str(&format!(
-        "HTTP/1.1 {} {}\r\n",
-        reply.status,
-        route::reason(reply.status)
-    ));
-    head.push_str(&format!("Content-Type: {}\r\n", reply.content_type));
-    head.push_str(&format!(
+    let status = format!("HTTP/1.1 {} {}", reply.status, route::reason(reply.status));
+    let framing = format!(
         "Content-Length: {}\r\nConnection: close\r\n",
         reply.body.len()
-    ));
-    for (k, v) in SECURITY_HEADERS {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    for (k, v) in &reply.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    if !head_only {
-        out.write_all(reply.body.as_bytes())?;
-    }
-    out.flush()
+    );
+    route::write_reply(out, &status, &framing, reply, head_only)
 }
 
 #[cfg(test)]
