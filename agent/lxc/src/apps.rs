@@ -559,7 +559,11 @@ impl Apps {
         // From here on something exists: every failure rolls back.
         let result = self.create(m, text, name, address);
         if let Err(e) = result {
-            let _ = self.lxc.destroy(name);
+            // A container that appeared under that name meanwhile (made by
+            // hand, or by another agent on this lxcpath) is not ours to remove.
+            if !matches!(e, AppError::Lxc(LxcError::Exists(_))) {
+                let _ = self.lxc.destroy(name);
+            }
             let _ = self.apply_forwards();
             return Err(e);
         }

@@ -163,6 +163,8 @@ pub enum LxcError {
     BadName(String),
     /// No such container under this lxcpath.
     NotFound(String),
+    /// Something of that name is already under the lxcpath; it was not touched.
+    Exists(String),
     /// A tool could not be run, or ran too long.
     Run(RunError),
     /// A tool ran and refused; `reason` is its last words.
@@ -189,6 +191,7 @@ impl fmt::Display for LxcError {
                 "bad container name {n:?}: use 1-32 of a-z, 0-9 and '-', starting with a letter"
             ),
             LxcError::NotFound(n) => write!(f, "container {n} does not exist"),
+            LxcError::Exists(n) => write!(f, "container {n} already exists"),
             LxcError::Run(e) => write!(f, "{e}"),
             LxcError::Failed { op, name, reason } => write!(f, "{op} {name} failed: {reason}"),
             LxcError::Parse { op, name, reason } => {
@@ -301,9 +304,14 @@ impl Lxc {
 
     /// Creates a container from `source`, with `config` (an LXC config
     /// fragment: network, at least) as its initial configuration. On failure
-    /// nothing of it is left under the lxcpath.
+    /// nothing of it is left under the lxcpath. A name already there is
+    /// refused with [`LxcError::Exists`] before anything runs, so the
+    /// cleanup of a failed create can never remove a container it did not make.
     pub fn create(&self, name: &str, source: &Source, config: &Path) -> Result<(), LxcError> {
         self.check(name)?;
+        if self.dir(name).symlink_metadata().is_ok() {
+            return Err(LxcError::Exists(name.to_string()));
+        }
         std::fs::create_dir_all(&self.lxcpath).map_err(|error| LxcError::Io {
             what: format!("creating {}", self.lxcpath.display()),
             error,
@@ -739,6 +747,26 @@ mod tests {
             "Failed to attach \"veth1\" to bridge \"nvbr0\"; Failed to create the network"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn create_over_an_existing_container_leaves_it_alone() {
+        // Regression: lxc-create refuses an existing name, and the cleanup of
+        // that failed create used to remove the existing container's directory.
+        let lxcpath = std::env::temp_dir().join(format!("nuvol-lxc-exists-{}", std::process::id()));
+        let dir = lxcpath.join("web");
+        std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+        std::fs::write(dir.join("config"), "lxc.uts.name = web\n").unwrap();
+        let lxc = Lxc::new(&lxcpath);
+        let err = lxc
+            .create("web", &Source::Busybox, &lxcpath.join("net.conf"))
+            .unwrap_err();
+        assert!(
+            matches!(err, LxcError::Exists(ref n) if n == "web"),
+            "{err}"
+        );
+        assert!(dir.join("config").is_file() && dir.join("rootfs").is_dir());
+        let _ = std::fs::remove_dir_all(&lxcpath);
     }
 
     #[test]
