@@ -52,6 +52,13 @@ const INIT_SCRIPT: &str = "nuvol-init";
 /// Serializes installs and uninstalls within this process.
 static CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Serializes rebuilding the port-forward table (taken after [`CHANGES`],
+/// never before). Reading the installed apps and replacing the table happen
+/// under it together, so an older snapshot (an app start reading the apps
+/// just before an install wrote its record) can never be applied after a
+/// newer one and drop the new app's forwards.
+static FORWARDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Node-wide settings of the app subsystem (a UCI `app` section of the agent config).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -864,6 +871,7 @@ impl Apps {
         if !self.settings.forward {
             return Ok(());
         }
+        let _applying = FORWARDS.lock().unwrap_or_else(|p| p.into_inner());
         let mut forwards = Vec::new();
         for app in self.installed() {
             let Some(to) = app.address else { continue };

@@ -27,6 +27,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::manifest::Proto;
@@ -200,11 +201,23 @@ pub fn ruleset(table: &str, forwards: &[Forward], masquerade: Option<Subnet>) ->
 
 /// Replaces the table with `script` (from [`ruleset`]) in one transaction.
 pub fn apply(script: &str, scratch_dir: &Path) -> Result<(), String> {
-    let file = scratch_dir.join(format!(".nuvol-nft-{}", std::process::id()));
+    apply_with("nft", script, scratch_dir)
+}
+
+/// Scratch files handed out so far, so no two calls in this process share one.
+static SCRATCH: AtomicU64 = AtomicU64::new(0);
+
+/// [`apply`] with another `nft` program (tests use a stand-in). Each call
+/// writes its script to a scratch file of its own: with a shared name, two
+/// concurrent calls (an app started while another installs) would overwrite
+/// or remove each other's script under `nft`.
+pub fn apply_with(nft: &str, script: &str, scratch_dir: &Path) -> Result<(), String> {
+    let n = SCRATCH.fetch_add(1, Ordering::Relaxed);
+    let file = scratch_dir.join(format!(".nuvol-nft-{}-{n}", std::process::id()));
     std::fs::write(&file, script).map_err(|e| format!("writing {}: {e}", file.display()))?;
     let res = run(
         &[
-            "nft".to_string(),
+            nft.to_string(),
             "-f".into(),
             file.to_string_lossy().into_owned(),
         ],
@@ -271,6 +284,46 @@ mod tests {
         assert!(interface_listed(text, "br-lan"));
         assert!(!interface_listed(text, "br"));
         assert!(!interface_listed(text, ""));
+    }
+
+    #[test]
+    fn concurrent_applies_never_share_a_scratch_file() {
+        // Regression: every call in a process used `.nuvol-nft-PID`, so two
+        // applies at once (app start during an install) overwrote or removed
+        // each other's script while nft was reading it.
+        let dir = std::env::temp_dir().join(format!("nuvol-lxc-nft-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("fake-nft");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nc=$(cat \"$2\") || exit 1\nsleep 0.3\n[ \"$(cat \"$2\" 2>/dev/null)\" = \"$c\" ] || { echo changed under nft >&2; exit 1; }\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fake = fake.to_string_lossy().into_owned();
+        let start = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            let calls: Vec<_> = (0..4)
+                .map(|i| {
+                    let (start, fake, dir) = (&start, &fake, &dir);
+                    s.spawn(move || {
+                        start.wait();
+                        apply_with(fake, &format!("table ip t{i}\n"), dir)
+                    })
+                })
+                .collect();
+            for c in calls {
+                assert_eq!(c.join().unwrap(), Ok(()));
+            }
+        });
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".nuvol-nft"))
+            .collect();
+        assert!(left.is_empty(), "scratch files left behind");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
