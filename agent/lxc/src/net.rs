@@ -87,7 +87,9 @@ impl Subnet {
 }
 
 /// The lowest free address of the pool (host offsets `first..=last`),
-/// skipping the gateway and addresses other apps hold.
+/// skipping the gateway and addresses other apps hold. Offsets past the
+/// subnet are never tried: a `pool` of `2-4294967295` costs a /24's 254
+/// steps, not four billion.
 pub fn allocate(
     subnet: Subnet,
     first: u32,
@@ -95,7 +97,7 @@ pub fn allocate(
     gateway: Ipv4Addr,
     used: &[Ipv4Addr],
 ) -> Option<Ipv4Addr> {
-    (first..=last)
+    (first..=last.min(subnet.hosts()))
         .filter_map(|n| subnet.host(n))
         .find(|a| *a != gateway && !used.contains(a))
 }
@@ -263,6 +265,18 @@ mod tests {
         let used = [s.host(2).unwrap(), s.host(3).unwrap()];
         assert_eq!(allocate(s, 1, 254, gw, &used), s.host(4));
         assert_eq!(allocate(s, 2, 3, gw, &used), None);
+    }
+
+    #[test]
+    fn a_pool_wider_than_the_subnet_stops_at_its_end() {
+        // Regression: the pool's last offset came straight from the config,
+        // so a full /24 with `pool 2-4294967295` walked four billion offsets.
+        let s: Subnet = "10.213.0.0/24".parse().unwrap();
+        let gw = s.host(1).unwrap();
+        let all: Vec<Ipv4Addr> = (2..=254).filter_map(|n| s.host(n)).collect();
+        assert_eq!(allocate(s, 2, u32::MAX, gw, &all), None);
+        assert_eq!(allocate(s, 2, u32::MAX, gw, &all[1..]), s.host(2));
+        assert_eq!(allocate(s, 300, u32::MAX, gw, &[]), None);
     }
 
     #[test]
