@@ -7,21 +7,38 @@ use nuvol_page::{cgi_main, serve_listener, PageConfig};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use support::fake_agent::{FakeAgent, Model, EVIL};
 
-fn tmpdir(name: &str) -> PathBuf {
+/// A test's own directory (socket, secret file), removed when the test
+/// ends, whether it passed or not.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmpdir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("nuvol-page-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
-fn setup(name: &str) -> (FakeAgent, PageConfig) {
+fn setup(name: &str) -> (FakeAgent, PageConfig, TempDir) {
     let dir = tmpdir(name);
     let agent = FakeAgent::start(&dir.join("nuvol.sock"), Model::three_nodes(), None);
     let page = PageConfig::new(&agent.path, &dir);
-    (agent, page)
+    (agent, page, dir)
 }
 
 struct Answer {
@@ -124,7 +141,7 @@ fn csrf_of(html: &str) -> String {
 
 #[test]
 fn every_view_answers_200_with_its_rows() {
-    let (_agent, page) = setup("views");
+    let (_agent, page, _dir) = setup("views");
     let cases: [(&str, &[&str]); 6] = [
         (
             "/",
@@ -185,7 +202,7 @@ fn every_view_answers_200_with_its_rows() {
 
 #[test]
 fn search_scope_and_type_tabs_filter_results() {
-    let (_agent, page) = setup("search");
+    let (_agent, page, _dir) = setup("search");
     let local = get(&page, "/search", "scope=microcloud");
     assert!(!local.body.contains("Sants map tiles"));
     let global = get(&page, "/search", "scope=global");
@@ -199,7 +216,7 @@ fn search_scope_and_type_tabs_filter_results() {
 
 #[test]
 fn json_format_returns_the_same_data() {
-    let (_agent, page) = setup("json");
+    let (_agent, page, _dir) = setup("json");
     let a = get(&page, "/members", "format=json");
     assert_eq!(a.status, 200);
     assert_eq!(a.header("Content-Type"), Some("application/json"));
@@ -222,7 +239,7 @@ fn json_format_returns_the_same_data() {
 
 #[test]
 fn peer_markup_and_quotes_are_escaped_everywhere() {
-    let (_agent, page) = setup("escape");
+    let (_agent, page, _dir) = setup("escape");
     let a = get(&page, "/search", "");
     assert!(!a.body.contains("<script>"), "raw script tag in page");
     assert!(!a.body.contains("<b>bold"));
@@ -240,7 +257,7 @@ fn peer_markup_and_quotes_are_escaped_everywhere() {
 
 #[test]
 fn post_without_or_with_wrong_csrf_token_changes_nothing() {
-    let (agent, page) = setup("csrf");
+    let (agent, page, _dir) = setup("csrf");
     let good = csrf_of(&get(&page, "/apps", "").body);
     let forged = [
         "template=website&name=x".to_string(),
@@ -289,7 +306,7 @@ fn post_without_or_with_wrong_csrf_token_changes_nothing() {
 
 #[test]
 fn post_from_another_site_is_refused_even_with_a_valid_token() {
-    let (agent, page) = setup("referer");
+    let (agent, page, _dir) = setup("referer");
     let token = csrf_of(&get(&page, "/events", "").body);
     let body = format!("name=deploy&payload=x&csrf={token}");
     for (k, v) in [
@@ -327,7 +344,7 @@ fn search_lists_the_best_rows_and_links_to_the_rest() {
 
 #[test]
 fn unauthenticated_or_unlisted_user_gets_403_and_no_data() {
-    let (agent, page) = setup("auth");
+    let (agent, page, _dir) = setup("auth");
     let a = cgi(&page, "GET", "/members", "", "", None);
     assert_eq!(a.status, 403);
     assert!(a.body.contains("basic auth") && !a.body.contains("beta"));
@@ -339,7 +356,7 @@ fn unauthenticated_or_unlisted_user_gets_403_and_no_data() {
 
 #[test]
 fn oversized_body_gets_413_and_is_not_read() {
-    let (agent, page) = setup("big");
+    let (agent, page, _dir) = setup("big");
     let big = "a".repeat(nuvol_page::route::MAX_BODY + 1);
     let a = cgi(&page, "POST", "/event", "", &big, Some("root"));
     assert_eq!(a.status, 413);
@@ -370,7 +387,7 @@ fn agent_down_is_a_clear_503_page_not_a_broken_cgi() {
 
 #[test]
 fn agent_errors_are_shown_to_the_owner() {
-    let (_agent, page) = setup("refused");
+    let (_agent, page, _dir) = setup("refused");
     let token = csrf_of(&get(&page, "/apps", "").body);
     let a = cgi(
         &page,
@@ -388,7 +405,7 @@ fn agent_errors_are_shown_to_the_owner() {
 
 #[test]
 fn invalid_form_fields_are_refused_before_the_agent() {
-    let (agent, page) = setup("invalid");
+    let (agent, page, _dir) = setup("invalid");
     let token = csrf_of(&get(&page, "/services", "").body);
     for body in [
         "type=http&port=0",
@@ -420,13 +437,13 @@ fn invalid_form_fields_are_refused_before_the_agent() {
 
 // ---- built-in server ----
 
-fn start_server(name: &str, password: &str) -> (FakeAgent, SocketAddr) {
-    let (agent, mut page) = setup(name);
+fn start_server(name: &str, password: &str) -> (FakeAgent, SocketAddr, TempDir) {
+    let (agent, mut page, dir) = setup(name);
     page.password_hash = Some(nuvol_page::auth::hash_password_with(password, 1000).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || serve_listener(listener, page));
-    (agent, addr)
+    (agent, addr, dir)
 }
 
 fn http(addr: SocketAddr, method: &str, target: &str, cookie: Option<&str>, body: &str) -> Answer {
@@ -466,7 +483,7 @@ fn login(addr: SocketAddr, password: &str) -> Option<String> {
 
 #[test]
 fn builtin_server_requires_login_and_serves_every_view() {
-    let (agent, addr) = start_server("srv", "s3cret");
+    let (agent, addr, _dir) = start_server("srv", "s3cret");
     let a = http(addr, "GET", "/members", None, "");
     assert_eq!(a.status, 403);
     assert!(a.body.contains("type=password") && !a.body.contains("beta"));
@@ -504,7 +521,7 @@ fn builtin_server_requires_login_and_serves_every_view() {
 
 #[test]
 fn builtin_server_click_through_install_start_publish() {
-    let (agent, addr) = start_server("click", "pw");
+    let (agent, addr, _dir) = start_server("click", "pw");
     let cookie = login(addr, "pw").unwrap();
     let token = csrf_of(&http(addr, "GET", "/apps", Some(&cookie), "").body);
     for body in [
@@ -559,7 +576,7 @@ fn builtin_server_click_through_install_start_publish() {
 
 #[test]
 fn builtin_server_refuses_oversized_and_cross_origin_posts() {
-    let (agent, addr) = start_server("limits", "pw");
+    let (agent, addr, _dir) = start_server("limits", "pw");
     let cookie = login(addr, "pw").unwrap();
     let big = "a".repeat(nuvol_page::route::MAX_BODY + 1);
     assert_eq!(
@@ -585,7 +602,7 @@ fn builtin_server_refuses_oversized_and_cross_origin_posts() {
 
 #[test]
 fn builtin_server_answers_503_past_its_connection_limit() {
-    let (_agent, addr) = start_server("busy", "pw");
+    let (_agent, addr, _dir) = start_server("busy", "pw");
     // Idle connections hold their slots (their threads wait for a request).
     let idle: Vec<TcpStream> = (0..nuvol_page::server::MAX_CONNECTIONS)
         .map(|_| TcpStream::connect(addr).unwrap())
@@ -594,9 +611,11 @@ fn builtin_server_answers_503_past_its_connection_limit() {
     let a = http(addr, "GET", "/login", None, "");
     assert_eq!(a.status, 503);
     drop(idle);
-    // The slots free up as soon as the idle threads see the connections close.
+    // The slots free up as soon as the idle threads see the connections
+    // close; on a loaded machine that can take a while, so poll up to 10 s.
     let mut status = 0;
-    for _ in 0..100 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         status = http(addr, "GET", "/login", None, "").status;
         if status == 200 {
             break;
