@@ -23,7 +23,7 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
-    rm -rf "$WORK" /tmp/nuvol-chromium-* 2>/dev/null
+    rm -rf "$WORK" 2>/dev/null
 }
 trap cleanup EXIT
 
@@ -49,7 +49,9 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-if ! timeout 300 python3 "$ROOT/agent/page/tests/browser/clickthrough.py" \
+# The browser profile goes under $WORK (TMPDIR), so cleanup removes this
+# run's profile and never another run's.
+if ! TMPDIR=$WORK timeout 300 python3 "$ROOT/agent/page/tests/browser/clickthrough.py" \
         "$URL" "$PASSWORD" "$DRIVER_PORT" "$OUT" "${PAGE_TEMPLATE:-website}"; then
     echo "page-browser: FAIL"; tail -5 "$WORK/driver.out"; exit 1
 fi
