@@ -25,9 +25,9 @@
 //! ```
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nuvol_control::{AppView, Health, TemplateView};
@@ -655,30 +655,27 @@ impl Apps {
             // DHCP (the LAN's server, dnsmasq on OpenWRT); a distro init does
             // that itself, a bare command needs nuvol's.
             let dhcp = matches!(self.settings.network, Mode::Bridge(_)) && address.is_none();
-            let script = rootfs.join(INIT_SCRIPT);
-            std::fs::write(&script, init_script(cmd, dhcp))
-                .map_err(io(format!("writing {}", script.display())))?;
+            write_in_rootfs(&rootfs, INIT_SCRIPT, &init_script(cmd, dhcp), 0o644).map_err(io(
+                format!("writing {INIT_SCRIPT} into {}", rootfs.display()),
+            ))?;
             if dhcp {
-                let hook = rootfs.join(DHCP_SCRIPT);
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::write(&hook, DHCP_HOOK)
-                    .and_then(|_| {
-                        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
-                    })
-                    .map_err(io(format!("writing {}", hook.display())))?;
+                write_in_rootfs(&rootfs, DHCP_SCRIPT, DHCP_HOOK, 0o755).map_err(io(format!(
+                    "writing {DHCP_SCRIPT} into {}",
+                    rootfs.display()
+                )))?;
             }
         }
         if !self.settings.dns.is_empty() {
-            let resolv = rootfs.join("etc/resolv.conf");
             let text: String = self
                 .settings
                 .dns
                 .iter()
                 .map(|d| format!("nameserver {d}\n"))
                 .collect();
-            // A dangling symlink (systemd images) would make the write fail or land elsewhere.
-            let _ = std::fs::remove_file(&resolv);
-            std::fs::write(&resolv, text).map_err(io(format!("writing {}", resolv.display())))?;
+            write_in_rootfs(&rootfs, "etc/resolv.conf", &text, 0o644).map_err(io(format!(
+                "writing etc/resolv.conf into {}",
+                rootfs.display()
+            )))?;
         }
         let dir = self.lxc.dir(name);
         nuvol_uci::write_atomic(&dir.join(MANIFEST_COPY), text)
@@ -1006,6 +1003,49 @@ impl Apps {
     }
 }
 
+/// Writes `rel` (a path inside the container, without a leading `/`) below
+/// `rootfs` as a new regular file of `mode`, never following a symlink out
+/// of the container. The rootfs is not trusted: a tarball or image may ship
+/// `nuvol-init -> /etc/passwd` or `etc -> /etc`, and a plain write as root
+/// would then overwrite a file of the host. So the parent directory must
+/// resolve to a place inside the rootfs, and the file itself is removed
+/// (a symlink, not its target) and created anew with `O_EXCL`, which never
+/// follows a symlink.
+pub fn write_in_rootfs(rootfs: &Path, rel: &str, contents: &str, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let target = rootfs.join(rel);
+    let outside = || {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{rel} leads outside the container's rootfs"),
+        )
+    };
+    let (Some(parent), Some(file)) = (target.parent(), target.file_name()) else {
+        return Err(outside());
+    };
+    let root = rootfs.canonicalize()?;
+    let parent = parent.canonicalize()?;
+    if !parent.starts_with(&root) {
+        return Err(outside());
+    }
+    let path = parent.join(file);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&path)?;
+    f.write_all(contents.as_bytes())?;
+    // The mode given to open is filtered by the umask; say it exactly.
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.sync_all()
+}
+
 /// Whether nothing on this node holds `port` (a bind to the wildcard address succeeds).
 fn port_free(port: u16, proto: manifest::Proto) -> bool {
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
@@ -1185,6 +1225,47 @@ mod tests {
         let problems = container_config(&m, &CgroupLayout::default()).unwrap_err();
         assert_eq!(problems.len(), 1);
         assert!(problems[0].openwrt.contains("CONFIG_KERNEL_MEMCG"));
+    }
+
+    #[test]
+    fn files_written_into_a_rootfs_never_follow_its_symlinks_out() {
+        // Regression: the init script, DHCP hook and resolv.conf were written
+        // with a plain write as root, so a rootfs shipping
+        // `nuvol-init -> HOST FILE` or `etc -> HOST DIR` overwrote the host's file.
+        let base = std::env::temp_dir().join(format!("nuvol-lxc-rootfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (rootfs, host) = (base.join("rootfs"), base.join("host"));
+        std::fs::create_dir_all(&rootfs).unwrap();
+        std::fs::create_dir_all(host.join("etc")).unwrap();
+        std::fs::write(host.join("passwd"), "root:x:0:0\n").unwrap();
+        std::fs::write(host.join("etc/resolv.conf"), "nameserver 9.9.9.9\n").unwrap();
+        std::os::unix::fs::symlink(host.join("passwd"), rootfs.join(INIT_SCRIPT)).unwrap();
+        std::os::unix::fs::symlink(host.join("etc"), rootfs.join("etc")).unwrap();
+
+        write_in_rootfs(&rootfs, INIT_SCRIPT, "#!/bin/sh\n", 0o644).unwrap();
+        let e = write_in_rootfs(&rootfs, "etc/resolv.conf", "nameserver 10.0.0.1\n", 0o644)
+            .unwrap_err();
+        assert!(e.to_string().contains("outside"), "{e}");
+
+        assert_eq!(
+            std::fs::read_to_string(host.join("passwd")).unwrap(),
+            "root:x:0:0\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(host.join("etc/resolv.conf")).unwrap(),
+            "nameserver 9.9.9.9\n"
+        );
+        let init = rootfs.join(INIT_SCRIPT);
+        assert!(!init.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&init).unwrap(), "#!/bin/sh\n");
+        write_in_rootfs(&rootfs, DHCP_SCRIPT, DHCP_HOOK, 0o755).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(rootfs.join(DHCP_SCRIPT))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]
