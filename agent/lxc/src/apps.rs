@@ -49,6 +49,9 @@ pub const TEMPLATE_EXT: &str = "app";
 /// The script that runs an app's command as the container's init.
 const INIT_SCRIPT: &str = "nuvol-init";
 
+/// Largest template file read; a real one is well under 2 KiB.
+pub const MAX_TEMPLATE_BYTES: u64 = 64 * 1024;
+
 /// Serializes installs and uninstalls within this process.
 static CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -409,19 +412,42 @@ impl Apps {
             return Err(AppError::NoTemplate(name.to_string()));
         }
         let path = self.template_path(name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let file = path.display().to_string();
+        // Templates come from feeds and USB sticks: a huge file (or a
+        // symlink to /dev/zero) must cost a bounded read, not all memory.
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(&path)
+            .and_then(|f| f.take(MAX_TEMPLATE_BYTES + 1).read_to_end(&mut bytes));
+        match read {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(AppError::NoTemplate(name.to_string()))
             }
             Err(error) => {
                 return Err(AppError::Io {
-                    what: format!("reading {}", path.display()),
+                    what: format!("reading {file}"),
                     error,
                 })
             }
-        };
-        let file = path.display().to_string();
+        }
+        if bytes.len() as u64 > MAX_TEMPLATE_BYTES {
+            return Err(AppError::Manifest {
+                file,
+                error: ManifestError {
+                    line: 1,
+                    field: "file".into(),
+                    message: format!("larger than {MAX_TEMPLATE_BYTES} bytes"),
+                },
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| AppError::Manifest {
+            file: file.clone(),
+            error: ManifestError {
+                line: 1,
+                field: "file".into(),
+                message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            },
+        })?;
         let m = manifest::parse(&text).map_err(|error| AppError::Manifest {
             file: file.clone(),
             error,
@@ -1266,6 +1292,34 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o755);
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn oversized_templates_are_refused_after_a_bounded_read() {
+        // Regression: templates were read whole, so a huge file or a
+        // symlink to /dev/zero in the template directory exhausted memory.
+        let dir = std::env::temp_dir().join(format!("nuvol-lxc-bigtpl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let padding = "# padding\n".repeat(7000);
+        std::fs::write(dir.join("big.app"), padding).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("zero.app")).unwrap();
+        let apps = Apps::new(Settings::new(dir.join("lxc"), &dir));
+        for name in ["big", "zero"] {
+            match apps.template(name) {
+                Err(AppError::Manifest { error, .. }) => {
+                    assert_eq!(error.field, "file");
+                    assert!(error.message.contains("larger than"), "{error}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let views = apps.templates();
+        assert_eq!(views.len(), 2);
+        assert!(views
+            .iter()
+            .all(|v| !v.supported && v.description.contains("larger than")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
