@@ -106,6 +106,9 @@ pub(crate) struct NodeCatalog {
     /// Highest entry version seen.
     pub version: u64,
     pub slots: BTreeMap<(String, u16), Slot>,
+    /// When this node first heard of the catalog (reaps catalogs of nodes
+    /// that never became members).
+    pub created: Instant,
 }
 
 /// What applying an entry did.

@@ -321,6 +321,8 @@ const REAP_PERIOD: Duration = Duration::from_millis(1000);
 const MAX_JOIN_TARGETS: usize = 8;
 /// Fan-out bound whatever the config says (a typo must not stall the node).
 const MAX_FANOUT: usize = 64;
+/// Distinct conflicting addresses remembered (each is reported once).
+const MAX_CONFLICTS: usize = 256;
 /// Peers written into saved state, at most.
 const MAX_SAVED_PEERS: usize = 64;
 
@@ -1341,6 +1343,12 @@ impl Node {
         for c in self.catalogs.values_mut() {
             c.reap(now, tomb);
         }
+        // Catalogs of nodes that never became members (updates that raced
+        // ahead of an Alive, or trailed a reaped member) expire too.
+        let index = &self.index;
+        self.catalogs.retain(|node, c| {
+            index.get(node).is_some() || now.saturating_since(c.created) < retention
+        });
         let buffer = self.config.event_buffer;
         let ev_floor = self.event_clock.saturating_sub(buffer);
         self.seen_events = self
@@ -1588,6 +1596,10 @@ impl Node {
     }
 
     fn report_conflict(&mut self, name: &str, addr: SocketAddr) {
+        if self.conflicts.len() >= MAX_CONFLICTS {
+            // Forget old reports rather than grow without bound.
+            self.conflicts.clear();
+        }
         if self.conflicts.insert(addr) {
             self.events.push_back(Event::NameConflict {
                 name: String::from(name),
@@ -1839,7 +1851,13 @@ impl Node {
             return;
         }
         let live = self.member(node).is_some_and(|m| m.state.is_live());
-        let cat = self.catalogs.entry(String::from(node)).or_default();
+        let cat = self
+            .catalogs
+            .entry(String::from(node))
+            .or_insert_with(|| NodeCatalog {
+                created: now,
+                ..NodeCatalog::default()
+            });
         let applied = cat.apply(&entry, now);
         let (node_s, subject) = (
             String::from(node),

@@ -656,3 +656,44 @@ fn same_seed_gives_the_same_run() {
     assert_eq!(run(), run());
     let _ = Instant::ZERO;
 }
+
+#[test]
+fn join_succeeds_through_any_of_several_seeds() {
+    let mut sim = cluster(6, Config::lan(), SimConfig::default());
+    sim.crash(0);
+    let newcomer = sim.spawn(Config::lan(), Keyring::new(key(1)));
+    // The first seed is down, the second does not exist, the third answers.
+    let seeds = [Sim::addr_of(0), Sim::addr_of(999), Sim::addr_of(3)];
+    sim.with_node(newcomer, |node, now| node.join(now, &seeds));
+    let t = sim.run_until_true(Duration::from_millis(100), Duration::from_secs(60), |s| {
+        s.node(newcomer).num_live() >= 6
+            && (1..6).all(|i| s.node(i).member(s.name(newcomer)).is_some())
+    });
+    assert!(t.is_some());
+}
+
+#[test]
+fn wan_profile_converges_and_detects_a_crash() {
+    let cfg = Config::wan();
+    let n = 20;
+    let mut sim = cluster(
+        n,
+        cfg.clone(),
+        SimConfig {
+            base_delay: Duration::from_millis(40),
+            spread: Duration::from_millis(120),
+            jitter: Duration::from_millis(20),
+            loss: 0.05,
+            ..SimConfig::default()
+        },
+    );
+    let name = sim.name(3).to_string();
+    sim.crash(3);
+    let bound = cfg.probe_interval * 3
+        + cfg.suspicion_min_timeout(n) * cfg.suspicion_max_timeout_mult
+        + Duration::from_secs(5);
+    let t = sim.run_until_true(Duration::from_millis(500), bound, |s| {
+        everyone_sees(s, &name, MemberState::Failed)
+    });
+    assert!(t.is_some(), "not detected within {bound:?}");
+}
