@@ -36,6 +36,8 @@ use crate::{beacon, log, net, services, signals};
 const SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// How often /proc is read again for the node's tags.
 const METADATA_INTERVAL: Duration = Duration::from_secs(30);
+/// Tags are re-announced at least this often even without a real change.
+const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(600);
 /// Concurrent inbound push-pull streams; more are closed unread.
 const MAX_STREAMS: usize = 16;
 /// Bound on one push-pull exchange, connect to reply.
@@ -79,6 +81,10 @@ pub struct State {
     flags: Flags,
     pub dir: StateDir,
     pub meta: Metadata,
+    /// The metadata the gossiped tags carry, and when they were set
+    /// (time since the agent started).
+    announced: Metadata,
+    announced_at: Duration,
     pub advertise: SocketAddr,
     monitors: Vec<Sender<ChangeView>>,
     queries: HashMap<u64, PendingQuery>,
@@ -194,6 +200,8 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
             cfg,
             flags,
             dir,
+            announced: meta.clone(),
+            announced_at: Duration::ZERO,
             meta,
             advertise,
             monitors: Vec::new(),
@@ -1037,12 +1045,17 @@ async fn metadata_loop(ctx: Rc<Ctx>) {
         let meta = Metadata::read(&dir);
         {
             let mut st = ctx.st.borrow_mut();
-            let new_tags = tags(&st.cfg, &meta);
-            let changed = st.node.members().next().is_some_and(|m| m.tags != new_tags);
-            st.meta = meta;
-            if changed && !st.leaving {
+            // The tags carry the metadata last announced; re-announce only
+            // on a real change, or every ANNOUNCE_INTERVAL so newcomers'
+            // view never grows very old.
+            let stale = ctx.clock.elapsed() >= st.announced_at + ANNOUNCE_INTERVAL;
+            if (st.announced.differs_much(&meta) || stale) && !st.leaving {
+                let new_tags = tags(&st.cfg, &meta);
                 let _ = st.node.set_tags(new_tags);
+                st.announced = meta.clone();
+                st.announced_at = ctx.clock.elapsed();
             }
+            st.meta = meta;
         }
         ctx.flush();
     }

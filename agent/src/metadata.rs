@@ -60,6 +60,27 @@ impl Metadata {
     }
 }
 
+impl Metadata {
+    /// Whether `new` is different enough from `self` to re-announce the
+    /// node's tags. Every announcement is gossiped to every member, so small
+    /// wobbles of load and free memory are not worth one: only the identity
+    /// fields, a load change of 0.5 or a quarter, or a free memory or disk
+    /// change of a tenth count.
+    pub fn differs_much(&self, new: &Metadata) -> bool {
+        let off_by = |a: u64, b: u64, num: u64, den: u64| {
+            let (lo, hi) = (a.min(b), a.max(b));
+            (hi - lo).saturating_mul(den) > hi.saturating_mul(num)
+        };
+        self.arch != new.arch
+            || self.board != new.board
+            || self.mem_total_kb != new.mem_total_kb
+            || (self.load_x100.abs_diff(new.load_x100) >= 50
+                && off_by(self.load_x100.into(), new.load_x100.into(), 1, 4))
+            || off_by(self.mem_free_kb, new.mem_free_kb, 1, 10)
+            || off_by(self.disk_free_kb, new.disk_free_kb, 1, 10)
+    }
+}
+
 /// The agent's resident set size in kB.
 pub fn rss_kb() -> u64 {
     procfs::process::Process::myself()
@@ -113,6 +134,34 @@ mod tests {
         assert!(m.rss_kb > 0);
         assert!(!m.arch.is_empty() && !m.board.is_empty());
         assert!(m.tags().iter().any(|(k, _)| k == "arch"));
+    }
+
+    #[test]
+    fn small_wobbles_do_not_reannounce_tags() {
+        let base = Metadata {
+            arch: "mips".into(),
+            board: "tplink".into(),
+            mem_total_kb: 60_000,
+            mem_free_kb: 20_000,
+            load_x100: 100,
+            uptime_s: 5,
+            disk_free_kb: 3_000,
+            rss_kb: 800,
+        };
+        let mut m = base.clone();
+        m.mem_free_kb = 19_000;
+        m.load_x100 = 130;
+        m.uptime_s = 500;
+        m.rss_kb = 900;
+        assert!(!base.differs_much(&m));
+        m.load_x100 = 160;
+        assert!(base.differs_much(&m));
+        let mut m = base.clone();
+        m.disk_free_kb = 2_000;
+        assert!(base.differs_much(&m));
+        let mut m = base.clone();
+        m.board = "other".into();
+        assert!(base.differs_much(&m));
     }
 
     #[test]
