@@ -162,7 +162,6 @@ fn linger(stream: &mut TcpStream, wait: Duration) {
 
 fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<(Head, Vec<u8>), ReadError> {
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
     let head_end = loop {
         if let Some(i) = find(&buf, b"\r\n\r\n") {
             break i;
@@ -170,15 +169,7 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<(Head, Vec<
         if buf.len() > MAX_HEAD {
             return Err(ReadError::Status(431, "Request head too large."));
         }
-        if Instant::now() > deadline {
-            return Err(ReadError::Status(408, "Request took too long."));
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err(ReadError::Io),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(ReadError::Io),
-        }
+        read_more(stream, &mut buf, deadline)?;
     };
     let head = parse_head(&buf[..head_end]).ok_or(ReadError::Status(400, "Malformed request."))?;
     let mut body = buf.split_off(head_end + 4);
@@ -190,18 +181,32 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<(Head, Vec<
         return Err(ReadError::Status(413, "The form is too large."));
     }
     while body.len() < len {
-        if Instant::now() > deadline {
-            return Err(ReadError::Status(408, "Request took too long."));
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err(ReadError::Io),
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(ReadError::Io),
-        }
+        read_more(stream, &mut body, deadline)?;
     }
     body.truncate(len);
     Ok((head, body))
+}
+
+/// Appends the next bytes the client sends to `buf` (none after an
+/// interrupted read), unless the request is already past `deadline`.
+fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> Result<(), ReadError> {
+    if Instant::now() > deadline {
+        return Err(ReadError::Status(408, "Request took too long."));
+    }
+    let mut chunk = [0u8; 1024];
+    match stream.read(&mut chunk) {
+        Ok(0) => Err(ReadError::Io),
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        Err(_) => Err(ReadError::Io),
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
