@@ -6,6 +6,7 @@
 #   ./build.sh BOARD...            build some boards
 #   ./build.sh demo [stop]         three agents on loopback, page on :7000
 #   ./build.sh image BOARD --imagebuilder PATH [options]
+#   ./build.sh package BOARD...    re-package dist/BOARD/nuvol, no compiling
 #   ./build.sh tools               install the build tools, build nothing
 #   ./build.sh list                the boards
 #
@@ -365,6 +366,42 @@ build_ipk() {
 
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
 
+# package_setup: the versions and the timestamp every package gets.
+package_setup() {
+	VERSION=$(workspace_version)
+	[ -n "$VERSION" ] || die "no version in [workspace.package] of Cargo.toml"
+	local release
+	release=$(feed_var PKG_RELEASE)
+	[ "$(feed_var PKG_VERSION)" = "$VERSION" ] ||
+		die "openwrt-feed/net/nuvol/Makefile has PKG_VERSION $(feed_var PKG_VERSION) but Cargo.toml says $VERSION"
+	IPK_VERSION=$VERSION-$release
+	# File times inside the package: the last commit's, so the same tree
+	# gives the same bytes (override with SOURCE_DATE_EPOCH).
+	SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)}
+	export SOURCE_DATE_EPOCH
+}
+
+# cmd_package BOARD...: re-packages dist/BOARD/nuvol without compiling (after
+# editing a file of the feed, say).
+cmd_package() {
+	[ $# -gt 0 ] || usage_die "usage: ./build.sh package BOARD..."
+	local b ipk
+	for b in "$@"; do load_board "$b"; done
+	need_cmd tar tar
+	need_cmd gzip gzip
+	need_cmd make make
+	package_setup
+	for b in "$@"; do
+		load_board "$b"
+		[ -x "$DIST/$b/nuvol" ] || die "no ${DIST#"$ROOT"/}/$b/nuvol: build it first (./build.sh $b)"
+		[ -n "$OPENWRT_ARCH" ] || die "$b has no OpenWRT package arch, so no .ipk"
+		ipk=$DIST/$b/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk
+		rm -f "$DIST/$b"/nuvol_*.ipk
+		build_ipk "$b" "$DIST/$b/nuvol" "$ipk"
+		say "$b: ${ipk#"$ROOT"/} ($(stat -c %s "$ipk") bytes)"
+	done
+}
+
 # build_board BOARD INDEX COUNT: compile, check, package one board; appends
 # its row to the size table.
 build_board() {
@@ -416,15 +453,7 @@ cmd_build() {
 	# Every name is checked before anything slow starts.
 	for b in "${boards[@]}"; do load_board "$b"; done
 	ensure_tools
-	VERSION=$(workspace_version)
-	[ -n "$VERSION" ] || die "no version in [workspace.package] of Cargo.toml"
-	local release
-	release=$(feed_var PKG_RELEASE)
-	[ "$(feed_var PKG_VERSION)" = "$VERSION" ] ||
-		die "openwrt-feed/net/nuvol/Makefile has PKG_VERSION $(feed_var PKG_VERSION) but Cargo.toml says $VERSION"
-	IPK_VERSION=$VERSION-$release
-	SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)}
-	export SOURCE_DATE_EPOCH
+	package_setup
 	ROWS=()
 	OVER_BUDGET=0
 	local i=0 t0=$SECONDS
@@ -665,6 +694,10 @@ demo)
 image)
 	shift
 	cmd_image "$@"
+	;;
+package)
+	shift
+	cmd_package "$@"
 	;;
 -*) usage_die "unknown option $1 (see ./build.sh --help)" ;;
 *) cmd_build "$@" ;;
