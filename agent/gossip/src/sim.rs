@@ -126,6 +126,8 @@ pub struct Traffic {
     pub streams: u64,
     pub stream_bytes: u64,
     pub dropped: u64,
+    /// Largest datagram seen, sealing included.
+    pub max_datagram: usize,
 }
 
 /// The simulator. See the module docs.
@@ -425,6 +427,7 @@ impl Sim {
                 Transmit::Packet { to, bytes } => {
                     self.traffic.datagrams += 1;
                     self.traffic.datagram_bytes += bytes.len() as u64;
+                    self.traffic.max_datagram = self.traffic.max_datagram.max(bytes.len());
                     let Some(&j) = self.by_addr.get(&to) else {
                         continue;
                     };

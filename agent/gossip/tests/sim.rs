@@ -118,6 +118,10 @@ fn thousand_nodes_publish_reaches_everyone_within_the_dissemination_bound() {
     let took = gone.saturating_since(t1);
     println!("unpublish n=1000 reached all in {took:?}");
     assert!(took <= bound);
+    assert!(
+        sim.traffic().max_datagram <= cfg.mtu,
+        "datagrams fit the MTU"
+    );
 }
 
 #[test]
@@ -249,6 +253,10 @@ fn partition_heals_and_catalogs_converge_without_resurrection() {
         .expect("membership and catalogs converged after the heal");
     let took = t.saturating_since(t0);
     println!("50/50 partition of {n} for 2 min: converged {took:?} after heal (bound {bound:?})");
+    assert!(
+        sim.traffic().max_datagram <= cfg.mtu,
+        "datagrams fit the MTU"
+    );
     assert!(took <= bound, "took {took:?}");
     // And the unpublished record never comes back.
     for _ in 0..12 {
