@@ -40,15 +40,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# LXC looks for bridges in /sys/class/net, which shows the namespace that
-# mounted sysfs: mount one from this namespace over the two net directories.
-mount --make-rprivate / || fail "mount namespace"
-mkdir "$WORK/sys" && mount -t sysfs sysfs "$WORK/sys" &&
-    mount --bind "$WORK/sys/class/net" /sys/class/net &&
-    mount --bind "$WORK/sys/devices/virtual/net" /sys/devices/virtual/net &&
-    umount -l "$WORK/sys" || fail "sysfs for this namespace"
-ip link set lo up && ip link add nvbr0 type bridge && ip addr add 10.213.0.1/24 dev nvbr0 &&
-    ip link set nvbr0 up || fail "test bridge"
+# A sysfs of this namespace (LXC checks bridges there) and the bridge nvbr0.
+. "$ROOT/agent/lxc/tests/private-net.sh"
+why=$(private_net "$WORK") || fail "private network: $why"
 
 N="$NUVOL_BIN"
 cat > "$WORK/a.conf" <<CONF
