@@ -44,10 +44,13 @@ if [ -z "${PAGE_URL:-}" ]; then
 fi
 chromedriver --port="$DRIVER_PORT" --allowed-ips=127.0.0.1 > "$WORK/driver.out" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do
-    curl -s -o /dev/null "$URL/login" && curl -s -o /dev/null "http://127.0.0.1:$DRIVER_PORT/status" && break
+# Bounded, and generous: on a loaded CI machine the servers start slowly.
+ready=
+for _ in $(seq 300); do
+    curl -s -o /dev/null "$URL/login" && curl -s -o /dev/null "http://127.0.0.1:$DRIVER_PORT/status" && { ready=1; break; }
     sleep 0.1
 done
+[ -n "$ready" ] || { echo "FAIL: the page or chromedriver did not start in 30 s"; tail -5 "$WORK"/*.out; exit 1; }
 
 # The browser profile goes under $WORK (TMPDIR), so cleanup removes this
 # run's profile and never another run's.

@@ -66,7 +66,8 @@ CONF
 PIDS+=($!)
 
 BASE=http://127.0.0.1:$PORT/cgi-bin/nuvol
-for _ in $(seq 50); do
+# Bounded, and generous: on a loaded CI machine the servers start slowly.
+for _ in $(seq 300); do
     [ -S "$SOCK" ] && curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break
     sleep 0.1
 done
