@@ -117,7 +117,8 @@ pub enum Transmit {
 }
 
 /// Handle for a query, as issued by [`Node::query`] (for its responses) or
-/// carried by [`Event::QueryRequest`] (for [`Node::respond`]).
+/// carried by [`Event::QueryRequest`] (for [`Node::respond`]). The two kinds
+/// never collide: handles of incoming queries are ≥ 2^32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QueryId(pub u64);
 
@@ -480,7 +481,9 @@ impl Node {
             next_query_id: 1,
             out_queries: BTreeMap::new(),
             in_queries: BTreeMap::new(),
-            next_in_query: 1,
+            // Handles of incoming queries live above 2^32 so they can never
+            // be mistaken for the ids of this node's own queries.
+            next_in_query: 1 << 32,
             next_gossip: Instant::ZERO,
             next_push_pull: Instant::ZERO,
             next_reconnect: Instant::ZERO,

@@ -211,9 +211,12 @@ impl Sim {
         Instant::from_millis(self.now)
     }
 
-    /// Node `i`. Panics if it is crashed (a test bug, not an input).
+    /// Node `i`. Panics if it is crashed: that is a bug in the test.
     pub fn node(&self, i: usize) -> &Node {
-        self.slots[i].node.as_ref().expect("node is crashed")
+        self.slots[i]
+            .node
+            .as_ref()
+            .expect("tests only read running nodes (see is_up)")
     }
 
     pub fn is_up(&self, i: usize) -> bool {
@@ -227,7 +230,10 @@ impl Sim {
     /// Act on node `i` (publish, set tags, …); its output is then routed.
     pub fn with_node<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant) -> R) -> R {
         let now = self.now();
-        let node = self.slots[i].node.as_mut().expect("node is crashed");
+        let node = self.slots[i]
+            .node
+            .as_mut()
+            .expect("tests only act on running nodes (see is_up)");
         let r = f(node, now);
         self.settle(i);
         r
@@ -261,7 +267,8 @@ impl Sim {
             seed,
         );
         if let Some(bytes) = saved {
-            node.import_state(bytes).expect("saved state of this node");
+            node.import_state(bytes)
+                .expect("tests pass state this node exported");
         }
         s.node = Some(node);
         let addrs: Vec<SocketAddr> = seeds.iter().map(|&j| Sim::addr_of(j)).collect();
