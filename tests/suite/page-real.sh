@@ -58,12 +58,7 @@ fail() {
 why=$(private_net "$WORK") || fail "private network: $why"
 
 PASSWORD=real-click-pw
-# The page's hash format (nuvol_page::auth): pbkdf2-sha256$ITER$SALT$HASH.
-HASH=$(python3 -c '
-import hashlib, os, sys
-salt = os.urandom(16)
-h = hashlib.pbkdf2_hmac("sha256", sys.argv[1].encode(), salt, 2000)
-print(f"pbkdf2-sha256$2000${salt.hex()}${h.hex()}")' "$PASSWORD") || fail "password hash"
+HASH=$(echo "$PASSWORD" | "$NUVOL_BIN" page-passwd) || fail "nuvol page-passwd"
 
 N=$NUVOL_BIN
 # agent_conf NAME GOSSIP_PORT [JOIN_PORT]: writes NAME.conf (each with its own
