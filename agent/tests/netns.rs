@@ -96,7 +96,16 @@ impl Net {
             ])?;
             sh(&["ip", "-n", &br, "link", "set", &peer, "master", "br0"])?;
             sh(&["ip", "-n", &br, "link", "set", &peer, "up"])?;
-            sh(&["ip", "-n", &ns, "addr", "add", &format!("{}/24", net.ip(i)), "dev", "eth0"])?;
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/24", net.ip(i)),
+                "dev",
+                "eth0",
+            ])?;
             sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
             sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
         }
@@ -217,12 +226,18 @@ fn no_false_failures_at_20_percent_loss() {
     let dir = TempDir::new("netns");
     let net = Net::create(format!("nv{}", std::process::id() % 100_000)).expect("namespaces");
     let seed = format!("{}:7946", net.ip(0));
-    let mut nodes: Vec<Node> = (0..NODES).map(|i| start(&net, dir.path(), i, &seed)).collect();
+    let mut nodes: Vec<Node> = (0..NODES)
+        .map(|i| start(&net, dir.path(), i, &seed))
+        .collect();
     for n in &nodes {
-        wait_for(&format!("{} to see {NODES} alive", n.name), Duration::from_secs(60), || {
-            let m = members(n);
-            (m.iter().filter(|(_, s)| s == "alive").count() == NODES).then_some(())
-        });
+        wait_for(
+            &format!("{} to see {NODES} alive", n.name),
+            Duration::from_secs(60),
+            || {
+                let m = members(n);
+                (m.iter().filter(|(_, s)| s == "alive").count() == NODES).then_some(())
+            },
+        );
     }
 
     net.add_loss(LOSS_PERCENT).expect("loss rules");
@@ -256,11 +271,15 @@ fn no_false_failures_at_20_percent_loss() {
     let victim_name = victim.name.clone();
     drop(victim);
     for n in &nodes {
-        wait_for(&format!("{} to see {victim_name} failed", n.name), Duration::from_secs(90), || {
-            members(n)
-                .iter()
-                .any(|(w, s)| *w == victim_name && s == "failed")
-                .then_some(())
-        });
+        wait_for(
+            &format!("{} to see {victim_name} failed", n.name),
+            Duration::from_secs(90),
+            || {
+                members(n)
+                    .iter()
+                    .any(|(w, s)| *w == victim_name && s == "failed")
+                    .then_some(())
+            },
+        );
     }
 }
