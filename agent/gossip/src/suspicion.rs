@@ -21,6 +21,8 @@ pub(crate) struct Suspicion {
     /// Who has suspected it; the first suspecter does not count as a confirmation.
     suspecters: BTreeSet<String>,
     dynamic: bool,
+    /// Cached [`Suspicion::deadline`]; changes only on a confirmation.
+    deadline: Instant,
 }
 
 impl Suspicion {
@@ -35,7 +37,7 @@ impl Suspicion {
     ) -> Suspicion {
         let mut suspecters = BTreeSet::new();
         suspecters.insert(from);
-        Suspicion {
+        let mut s = Suspicion {
             incarnation,
             start,
             min,
@@ -43,7 +45,10 @@ impl Suspicion {
             k,
             suspecters,
             dynamic,
-        }
+            deadline: start,
+        };
+        s.deadline = s.compute_deadline();
+        s
     }
 
     /// Record a suspicion from `from`; true if it is a new, independent one.
@@ -55,10 +60,15 @@ impl Suspicion {
             return false;
         }
         self.suspecters.insert(String::from(from));
+        self.deadline = self.compute_deadline();
         true
     }
 
     pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    fn compute_deadline(&self) -> Instant {
         if !self.dynamic || self.k == 0 {
             return self.start + self.min;
         }
