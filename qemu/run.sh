@@ -166,6 +166,8 @@ vm_cmd() {
 	local n=${BASHPID}x$CMD_SEQ log=${VM_DIR[$i]}/console.log
 	OUT=""
 	vm_alive "$i" || return 125
+	# `1<>` opens the fifo read-write, which never blocks: a plain `>` would
+	# wait forever for a reader if qemu died a moment ago.
 	# The markers are built by the VM's shell, so its output, never the
 	# command text, is what matches. The extra `echo` makes the end marker
 	# start a line even if the output did not end with a newline.
@@ -176,7 +178,7 @@ vm_cmd() {
 		printf '%s\n' "echo @@B$n; ( $* ) </dev/null 2>&1; echo \"
 @@E$n \$?\""
 		printf '\n%.0s' {1..32}
-	} >"${VM_DIR[$i]}/con.in"
+	} 1<>"${VM_DIR[$i]}/con.in"
 	local end=$((SECONDS + t))
 	until grep -aq "^@@E$n " "$log"; do
 		if [ $SECONDS -ge $end ] || ! vm_alive "$i"; then
@@ -198,8 +200,11 @@ vm_boot_checks() {
 	local i=$1 b=${VM_BOARD[$1]}
 	if vm_wait "$i" '^nuvol-version: ' "$BOOT_TIMEOUT"; then
 		check OK "$b: $(console_line "$i" '^nuvol-version: ')"
+	elif ! vm_alive "$i"; then
+		check FAIL "$b: qemu exited before nuvol ran: $(tail -n 3 "${VM_DIR[$i]}/qemu.log" | tr '\n' ' ')"
+		return 1
 	else
-		check FAIL "$b: no 'nuvol --version' on the console within ${BOOT_TIMEOUT}s"
+		check FAIL "$b: no 'nuvol --version' on the console within ${BOOT_TIMEOUT}s (see console.log)"
 		return 1
 	fi
 	vm_wait "$i" '^nuvol-ready: ' 30 || {
@@ -244,7 +249,7 @@ vm_poweroff() {
 	{
 		printf 'poweroff -f\n'
 		printf '\n%.0s' {1..32}
-	} >"${VM_DIR[$i]}/con.in" 2>/dev/null || true
+	} 1<>"${VM_DIR[$i]}/con.in" 2>/dev/null || true
 	# virt's PSCI ends qemu; malta only halts the CPU after "Power down".
 	while vm_alive "$i" && [ $n -lt 100 ] && ! grep -aq 'reboot: Power down' "${VM_DIR[$i]}/console.log"; do
 		sleep 0.1
