@@ -2,7 +2,8 @@
 //!
 //! Runs N [`Node`]s on a virtual clock. Datagrams cross links with a delay
 //! (from the nodes' positions on a plane, so Vivaldi has something to learn),
-//! jitter and loss; streams (push-pull) are delivered reliably, as TCP would,
+//! jitter and loss (cluster-wide or per link); streams (push-pull) are
+//! delivered reliably, as TCP would,
 //! unless a partition or a crash is in the way. Everything random comes from
 //! the seed, so a failing seed replays exactly. Time jumps from one event to
 //! the next, as quinn's test `Pair` does, so simulated minutes take
@@ -141,8 +142,10 @@ pub struct Sim {
     by_addr: BTreeMap<SocketAddr, usize>,
     events: Vec<(Instant, usize, Event)>,
     traffic: Traffic,
-    /// Per ordered pair of groups: whether they can talk (None = all can).
+    /// Whether any node is in a partition group other than node 0's.
     partitioned: bool,
+    /// Loss overriding `SimConfig::loss` on single links (both directions).
+    link_loss: BTreeMap<(usize, usize), f64>,
 }
 
 impl Sim {
@@ -158,6 +161,7 @@ impl Sim {
             events: Vec::new(),
             traffic: Traffic::default(),
             partitioned: false,
+            link_loss: BTreeMap::new(),
         }
     }
 
@@ -289,8 +293,24 @@ impl Sim {
         self.partitioned = false;
     }
 
+    /// Loss on every link without its own setting.
     pub fn set_loss(&mut self, loss: f64) {
         self.cfg.loss = loss;
+    }
+
+    /// Loss on the link between `a` and `b`, both directions.
+    pub fn set_link_loss(&mut self, a: usize, b: usize, loss: f64) {
+        self.link_loss.insert((a.min(b), a.max(b)), loss);
+    }
+
+    fn loss(&self, a: usize, b: usize) -> f64 {
+        if self.link_loss.is_empty() {
+            return self.cfg.loss;
+        }
+        self.link_loss
+            .get(&(a.min(b), a.max(b)))
+            .copied()
+            .unwrap_or(self.cfg.loss)
     }
 
     /// Events recorded so far (if recording), drained.
@@ -438,9 +458,8 @@ impl Sim {
                     let Some(&j) = self.by_addr.get(&to) else {
                         continue;
                     };
-                    if !self.connected(i, j)
-                        || (self.cfg.loss > 0.0 && self.rng.unit() < self.cfg.loss)
-                    {
+                    let loss = self.loss(i, j);
+                    if !self.connected(i, j) || (loss > 0.0 && self.rng.unit() < loss) {
                         self.traffic.dropped += 1;
                         continue;
                     }

@@ -705,3 +705,21 @@ fn wan_profile_converges_and_detects_a_crash() {
     });
     assert!(t.is_some(), "not detected within {bound:?}");
 }
+
+#[test]
+fn indirect_probes_keep_members_alive_across_a_broken_link() {
+    let n = 30;
+    let mut sim = cluster(n, Config::lan(), SimConfig::default());
+    sim.take_events();
+    // 0 and 1 cannot hear each other at all; everyone else hears both.
+    sim.set_link_loss(0, 1, 1.0);
+    sim.run_for(Duration::from_secs(180));
+    let failed = sim
+        .take_events()
+        .into_iter()
+        .filter(|(_, _, e)| matches!(e, Event::MemberFailed { .. }))
+        .count();
+    assert_eq!(failed, 0);
+    assert!(everyone_sees(&sim, "n0", MemberState::Alive));
+    assert!(everyone_sees(&sim, "n1", MemberState::Alive));
+}
