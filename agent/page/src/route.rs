@@ -589,7 +589,10 @@ fn post(req: &HttpRequest, json: bool, agent: &Agent, secret: &[u8; 32], now_s: 
         }
         Ok(_) => {
             let mut location = req.base.to_string();
-            location.push_str(back);
+            // The overview under a CGI base is the script itself (see Page::link).
+            if location.is_empty() || back != "/" {
+                location.push_str(back);
+            }
             Reply::see_other(location)
         }
         Err(e) => agent_error_reply(req, e, json, secret, now_s),

@@ -157,7 +157,11 @@ impl Page {
     pub fn link(&mut self, path: &str) {
         let base = std::mem::take(&mut self.base);
         attr(&mut self.out, &base);
-        attr(&mut self.out, path);
+        // Under a CGI base the overview is the script itself: busybox httpd
+        // answers 404 for `/cgi-bin/nuvol/` with the trailing slash.
+        if base.is_empty() || path != "/" {
+            attr(&mut self.out, path);
+        }
         self.base = base;
     }
 
@@ -782,6 +786,17 @@ mod tests {
         p.td_state("State", "x\" onmouseover=\"alert(1)");
         let html = p.finish();
         assert!(html.contains("<span class=\"s-\">x&quot; onmouseover"));
+    }
+
+    #[test]
+    fn overview_link_under_a_cgi_base_has_no_trailing_slash() {
+        // busybox httpd answers 404 for `/cgi-bin/nuvol/`.
+        let html = Page::start("/cgi-bin/nuvol", "t", None, "x", false).finish();
+        assert!(html.contains("href=\"/cgi-bin/nuvol\""));
+        assert!(!html.contains("href=\"/cgi-bin/nuvol/\""));
+        assert!(html.contains("href=\"/cgi-bin/nuvol/search\""));
+        let html = Page::start("", "t", None, "x", false).finish();
+        assert!(html.contains("href=\"/\""));
     }
 
     #[test]
