@@ -27,7 +27,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::manifest::Proto;
@@ -207,7 +207,7 @@ pub fn apply(script: &str, scratch_dir: &Path) -> Result<(), String> {
 }
 
 /// Scratch files handed out so far, so no two calls in this process share one.
-static SCRATCH: AtomicU64 = AtomicU64::new(0);
+static SCRATCH: AtomicUsize = AtomicUsize::new(0);
 
 /// [`apply`] with another `nft` program (tests use a stand-in). Each call
 /// writes its script to a scratch file of its own: with a shared name, two
