@@ -723,3 +723,43 @@ fn indirect_probes_keep_members_alive_across_a_broken_link() {
     assert!(everyone_sees(&sim, "n0", MemberState::Alive));
     assert!(everyone_sees(&sim, "n1", MemberState::Alive));
 }
+
+/// One node whose every link loses 60 % (a sick radio): how many verdicts it
+/// hands out itself, and how many "failed" events about healthy members and
+/// about itself the cluster sees over five minutes.
+fn degraded_node_run(lifeguard: bool) -> (u64, usize, usize) {
+    let mut cfg = Config::lan();
+    cfg.lifeguard = lifeguard;
+    let n = 50;
+    let mut sim = cluster(n, cfg, SimConfig::default());
+    sim.run_for(Duration::from_secs(30));
+    sim.take_events();
+    for j in 1..n {
+        sim.set_link_loss(0, j, 0.6);
+    }
+    sim.run_for(Duration::from_secs(300));
+    let events = sim.take_events();
+    let about = |healthy: bool| {
+        events
+            .iter()
+            .filter(
+                |(_, _, e)| matches!(e, Event::MemberFailed { name } if (name != "n0") == healthy),
+            )
+            .count()
+    };
+    (sim.node(0).stats().declared_dead, about(true), about(false))
+}
+
+#[test]
+fn degraded_node_does_not_take_healthy_members_down_with_lifeguard() {
+    let (on_declared, on_healthy, on_sick) = degraded_node_run(true);
+    let (off_declared, off_healthy, off_sick) = degraded_node_run(false);
+    println!(
+        "one node at 60% loss, 50 nodes, 5 min: lifeguard on: it declared {on_declared}, \
+         healthy-member failures seen {on_healthy}, its own {on_sick}; off: {off_declared}, \
+         {off_healthy}, {off_sick}"
+    );
+    assert!(off_healthy > 0, "plain SWIM lets the sick node hurt others");
+    assert!(on_healthy * 10 <= off_healthy);
+    assert!(on_declared <= off_declared);
+}
