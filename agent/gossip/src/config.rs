@@ -107,7 +107,9 @@ impl Config {
             mtu: 1400,
             event_buffer: 512,
             max_query_timeout: ms(60_000),
-            max_stream_len: 8 << 20,
+            // A router has 64 MB and decoding may take ~10× the input:
+            // 4 MiB still holds a thousand members with their catalogs.
+            max_stream_len: 4 << 20,
         }
     }
 
@@ -122,6 +124,8 @@ impl Config {
             push_pull_interval: ms(60_000),
             reconnect_interval: ms(30_000),
             join_retry_interval: ms(10_000),
+            // Super nodes run on servers and carry many microclouds.
+            max_stream_len: 16 << 20,
             ..Config::lan()
         }
     }
