@@ -466,7 +466,14 @@ cmd_build() {
 	printf '%s\n' "${ROWS[@]}"
 	echo
 	say "built ${#boards[@]} board(s) in $((SECONDS - t0)) s into ${DIST#"$ROOT"/}/"
-	[ "$OVER_BUDGET" -eq 0 ] || die "$OVER_BUDGET board(s) over their size budget (SIZE_BUDGET_KIB in boards/)"
+	[ "$OVER_BUDGET" -eq 0 ] && return 0
+	# An image is still made from an over-budget binary; the budget is the
+	# project's gate (CI), not the router owner's.
+	[ "${BUDGET_FATAL:-1}" = 1 ] || {
+		echo "warning: $OVER_BUDGET board(s) over their size budget (SIZE_BUDGET_KIB in boards/)" >&2
+		return 0
+	}
+	die "$OVER_BUDGET board(s) over their size budget (SIZE_BUDGET_KIB in boards/)"
 }
 
 # ------------------------------------------------------------------- demo --
@@ -541,13 +548,31 @@ cmd_demo() {
 	done
 	rm -rf "$DEMO_DIR"
 	mkdir -p "$DEMO_DIR"
+	# The built-in page refuses every login without a password hash: give
+	# n1 a config with a fresh demo password, if this build can hash one.
+	local password="" n1conf=$DEMO_DIR/n1.conf hash
+	password=$(head -c 9 /dev/urandom | base64 | tr -d '/+=' | head -c 10)
+	if hash=$(printf '%s\n' "$password" | "$nuvol" page-passwd 2>/dev/null) && [ -n "$hash" ]; then
+		# Either the bare hash or the whole "option password_hash" line.
+		case $hash in
+		*password_hash*) printf "config page 'page'\n%s\n" "$hash" >"$n1conf" ;;
+		*) printf "config page 'page'\n\toption password_hash '%s'\n" "$hash" >"$n1conf" ;;
+		esac
+	else
+		password=""
+		: >"$n1conf"
+	fi
 	local name port i
 	for i in 1 2 3; do
 		name=n$i
 		port=$((DEMO_PORT + (i - 1) * 10))
 		local -a args=(agent --name "$name" --bind "127.0.0.1:$port" --control "$DEMO_DIR/$name.sock"
 			--state "$DEMO_DIR/$name")
-		[ "$i" = 1 ] && args+=(--http "$DEMO_HTTP") || args+=(--join "127.0.0.1:$p1")
+		if [ "$i" = 1 ]; then
+			args+=(--http "$DEMO_HTTP" --config "$n1conf")
+		else
+			args+=(--join "127.0.0.1:$p1")
+		fi
 		# setsid: the agents outlive this script and ignore its terminal.
 		setsid "$nuvol" "${args[@]}" </dev/null >"$DEMO_DIR/$name.log" 2>&1 &
 		echo $! >"$DEMO_DIR/$name.pid"
@@ -579,13 +604,16 @@ cmd_demo() {
 		status=$(http_get "$DEMO_HTTP" / 2>/dev/null) && [ -n "$status" ] && break
 		sleep 0.5
 	done
-	case $status in
-	"HTTP/1."[01]" 200"* | "HTTP/1."[01]" 30"*) say "demo: the page answers: $status" ;;
-	*) echo "demo: the page at http://$DEMO_HTTP/ does not answer yet (got '${status:-nothing}'); see ${DEMO_DIR#"$ROOT"/}/n1.log" ;;
-	esac
+	if [ -n "$password" ] && [[ $status == *" 403 "* ]]; then
+		say "demo: the page answers with its login form ($status until you log in)"
+	elif [ -n "$status" ]; then
+		say "demo: the page answers: $status"
+	else
+		echo "demo: the page at http://$DEMO_HTTP/ does not answer; see ${DEMO_DIR#"$ROOT"/}/n1.log"
+	fi
 	cat <<-EOF
 
-		  open     http://$DEMO_HTTP/
+		  open     http://$DEMO_HTTP/   ${password:+(password: $password)}
 		  CLI      $nuvol --control $DEMO_DIR/n1.sock members
 		           $nuvol --control $DEMO_DIR/n1.sock search
 		  logs     $DEMO_DIR/n1.log n2.log n3.log
@@ -626,7 +654,7 @@ cmd_image() {
 	if [ -n "$OPENWRT_ARCH" ] && [ "$ib_arch" != "$OPENWRT_ARCH" ]; then
 		die "the ImageBuilder at '$ib' builds for $ib_arch, but $board needs $OPENWRT_ARCH ($OPENWRT_TARGET)"
 	fi
-	cmd_build "$board"
+	BUDGET_FATAL=0 cmd_build "$board"
 	load_board "$board"
 	local files=$CACHE/image/$board/files packages
 	rm -rf "$files"
