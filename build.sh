@@ -402,6 +402,13 @@ cmd_package() {
 	done
 }
 
+# board_failed BOARD WHAT T0: a table row for a board that did not make it;
+# the other boards still build.
+board_failed() {
+	FAILED_BOARDS+=("$1")
+	ROWS+=("$(printf '%-13s %-31s %9s %8s %8s %9s %-6s %5ss' "$1" "$RUST_TARGET" - - - "$SIZE_BUDGET_KIB" FAILED "$((SECONDS - $3))")  ($2)")
+}
+
 # build_board BOARD INDEX COUNT: compile, check, package one board; appends
 # its row to the size table.
 build_board() {
@@ -410,14 +417,17 @@ build_board() {
 	t0=$SECONDS
 	log=$CACHE/logs/build-$board.log
 	mkdir -p "$DIST/$board"
+	# A failed build must not leave last time's binary looking current.
+	rm -f "$DIST/$board/nuvol" "$DIST/$board"/nuvol_*.ipk
 	say "[$n/$count] $board: compiling for $RUST_TARGET${CARGO_FEATURES:+ with features $CARGO_FEATURES} ($BUILDER; log in ${log#"$ROOT"/})"
 	if ! cargo_build "$RUST_TARGET" "$CARGO_FEATURES" "$log"; then
-		tail -n 30 "$log" >&2
-		die "$board: build failed for $RUST_TARGET (full log: ${log#"$ROOT"/})"
+		grep -E -A12 '^error' "$log" | head -n 40 >&2
+		echo "build.sh: $board: build failed for $RUST_TARGET (full log: ${log#"$ROOT"/})" >&2
+		board_failed "$board" "build failed" "$t0"
+		return 0
 	fi
 	bin=$TARGET_DIR/$RUST_TARGET/release/nuvol
 	out=$DIST/$board/nuvol
-	rm -f "$DIST/$board"/nuvol_*.ipk
 	cp "$bin" "$out"
 	if [ -n "${NUVOL_NO_QEMU:-}" ]; then
 		say "[$n/$count] $board: checking it is statically linked (qemu check skipped: NUVOL_NO_QEMU)"
@@ -425,7 +435,11 @@ build_board() {
 		say "[$n/$count] $board: checking it is static and runs on qemu-$QEMU_USER_ARCH -cpu $QEMU_USER_CPU"
 		ensure_qemu "$QEMU_USER_ARCH"
 	fi
-	check_binary "$out" || die "$board: dist/$board/nuvol failed its check (static, runs on $QEMU_USER_CPU)"
+	if ! check_binary "$out"; then
+		echo "build.sh: $board: dist/$board/nuvol failed its check (static, runs on $QEMU_USER_CPU)" >&2
+		board_failed "$board" "check failed" "$t0"
+		return 0
+	fi
 	if [ -n "$OPENWRT_ARCH" ]; then
 		ipk=$DIST/$board/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk
 		say "[$n/$count] $board: packaging ${ipk#"$ROOT"/}"
@@ -455,6 +469,7 @@ cmd_build() {
 	ensure_tools
 	package_setup
 	ROWS=()
+	FAILED_BOARDS=()
 	OVER_BUDGET=0
 	local i=0 t0=$SECONDS
 	for b in "${boards[@]}"; do
@@ -465,7 +480,8 @@ cmd_build() {
 	printf '%-13s %-31s %9s %8s %8s %9s %-6s %6s\n' board target "bin bytes" "bin KiB" "ipk bytes" "budget KiB" status time
 	printf '%s\n' "${ROWS[@]}"
 	echo
-	say "built ${#boards[@]} board(s) in $((SECONDS - t0)) s into ${DIST#"$ROOT"/}/"
+	say "built $((${#boards[@]} - ${#FAILED_BOARDS[@]})) of ${#boards[@]} board(s) in $((SECONDS - t0)) s into ${DIST#"$ROOT"/}/"
+	[ ${#FAILED_BOARDS[@]} -eq 0 ] || die "failed: ${FAILED_BOARDS[*]} (logs in .cache/logs/)"
 	[ "$OVER_BUDGET" -eq 0 ] && return 0
 	# An image is still made from an over-budget binary; the budget is the
 	# project's gate (CI), not the router owner's.
@@ -706,27 +722,33 @@ cmd_image() {
 
 # ------------------------------------------------------------------- main --
 
-mkdir -p "$CACHE/logs"
-case ${1:-} in
--h | --help | help) usage ;;
-list) all_boards ;;
-tools)
-	ensure_tools
-	ensure_qemu arm
-	say "tools ready: $(cargo zigbuild --version 2>/dev/null || echo "builder $BUILDER"), rust $(toolchain) with rust-src"
-	;;
-demo)
-	shift
-	cmd_demo "$@"
-	;;
-image)
-	shift
-	cmd_image "$@"
-	;;
-package)
-	shift
-	cmd_package "$@"
-	;;
--*) usage_die "unknown option $1 (see ./build.sh --help)" ;;
-*) cmd_build "$@" ;;
-esac
+main() {
+	mkdir -p "$CACHE/logs"
+	case ${1:-} in
+	-h | --help | help) usage ;;
+	list) all_boards ;;
+	tools)
+		ensure_tools
+		ensure_qemu arm
+		say "tools ready: $(cargo zigbuild --version 2>/dev/null || echo "builder $BUILDER"), rust $(toolchain) with rust-src"
+		;;
+	demo)
+		shift
+		cmd_demo "$@"
+		;;
+	image)
+		shift
+		cmd_image "$@"
+		;;
+	package)
+		shift
+		cmd_package "$@"
+		;;
+	-*) usage_die "unknown option $1 (see ./build.sh --help)" ;;
+	*) cmd_build "$@" ;;
+	esac
+}
+
+# One line: bash has read all of it before running it, so editing this file
+# while a build runs cannot make the running script read a changed tail.
+main "$@"; exit $?
