@@ -450,6 +450,8 @@ def main():
                 time.sleep(10)
                 r = steady(clusters, counters, window)
                 for c in clusters:
+                    r[c.kind]["converge_s"] = t[c.kind]
+                for c in clusters:
                     r[c.kind]["publish_s"] = propagation(c)
                 for c in clusters:
                     med, mx = detection(c)
@@ -484,6 +486,7 @@ def main():
         "|---|---|---|---|---|",
     ]
     metrics = [
+        ("converge_s", "fresh cluster: start to every node seeing all alive (s)"),
         ("rss_kb", "RSS per agent (kB)"),
         ("cpu_s_per_min", "CPU s per agent per minute"),
         ("wire_B_per_node_s", "bytes on the wire per node per second"),

@@ -38,8 +38,9 @@ const SAVE_INTERVAL: Duration = Duration::from_secs(2);
 const METADATA_INTERVAL: Duration = Duration::from_secs(30);
 /// Tags are re-announced at least this often even without a real change.
 const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(600);
-/// Concurrent inbound push-pull streams; more are closed unread.
-const MAX_STREAMS: usize = 16;
+/// Concurrent inbound push-pull streams; more are closed unread. Each may
+/// hold up to the core's `max_stream_len` in memory.
+const MAX_STREAMS: usize = 8;
 /// Bound on one push-pull exchange, connect to reply.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest datagram read.
@@ -91,8 +92,6 @@ pub struct State {
     last_saved: Vec<u8>,
     exit: Option<i32>,
     leaving: bool,
-    /// Join addresses that did not resolve yet; retried while alone.
-    pub unresolved: Vec<String>,
     pub services: services::Services,
 }
 
@@ -209,7 +208,6 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
             last_saved: Vec::new(),
             exit: None,
             leaving: false,
-            unresolved: Vec::new(),
             services,
         }),
         udp,
@@ -1095,7 +1093,6 @@ async fn join_loop(ctx: Rc<Ctx>, addrs: Vec<String>) {
         for a in &pending {
             log::warn(&format!("cannot resolve join address {a}; retrying"));
         }
-        ctx.st.borrow_mut().unresolved = pending.clone();
         Timer::after(Duration::from_secs(30)).await;
         if ctx.st.borrow().node.num_live() > 1 {
             return;

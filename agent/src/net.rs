@@ -39,14 +39,17 @@ pub async fn read_frame(
     if announced > limit {
         return Err(FrameError::TooLarge { announced, limit });
     }
-    let mut body = vec![0u8; announced];
-    r.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            FrameError::Io(e)
-        }
-    })?;
+    // Grow with the bytes that really arrive rather than trusting the
+    // prefix: a peer announcing megabytes must also send them.
+    let mut body = Vec::with_capacity(announced.min(64 * 1024));
+    let got = r
+        .take(announced as u64)
+        .read_to_end(&mut body)
+        .await
+        .map_err(FrameError::Io)?;
+    if got < announced {
+        return Err(FrameError::Truncated);
+    }
     Ok(Some(body))
 }
 
