@@ -730,7 +730,7 @@ main() {
 	tools)
 		ensure_tools
 		ensure_qemu arm
-		say "tools ready: $(cargo zigbuild --version 2>/dev/null || echo "builder $BUILDER"), rust $(toolchain) with rust-src"
+		say "tools ready: builder $BUILDER$(command -v cargo-zigbuild >/dev/null && echo " ($(cargo-zigbuild -V))"), rust $(toolchain) with rust-src, zig $(zig version 2>/dev/null || python3 -m ziglang version)"
 		;;
 	demo)
 		shift

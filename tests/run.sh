@@ -31,7 +31,8 @@ step() {
 	shift 2
 	local log=$LOGS/$name.log
 	printf '%-40s ' "$name"
-	timeout --kill-after=30 "$limit" "$@" </dev/null >"$log" 2>&1
+	# Through bash -c so a step can be a function of this file (exported).
+	timeout --kill-after=30 "$limit" bash -c '"$@"' step "$@" </dev/null >"$log" 2>&1
 	rc=$?
 	case $rc in
 	0)
@@ -82,6 +83,8 @@ install_apt_deps() {
 		{ apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; }
 }
 
+export ROOT
+export -f install_apt_deps
 echo "nuvol tests: $(date -u '+%Y-%m-%d %H:%M UTC'), logs in ${LOGS#"$ROOT"/}/"
 step install-debian-packages 20m install_apt_deps
 step install-build-tools 30m ./build.sh tools
@@ -119,6 +122,7 @@ check_board() {
 	echo "qemu-$QEMU_USER_ARCH-static -cpu $QEMU_USER_CPU: $out"
 	[[ $out == "nuvol "* ]]
 }
+export -f check_board
 for b in $BOARDS; do
 	step "static-and-runs-on-cpu:$b" 2m check_board "$b"
 done
