@@ -38,7 +38,7 @@ const SAVE_INTERVAL: Duration = Duration::from_secs(2);
 const METADATA_INTERVAL: Duration = Duration::from_secs(30);
 /// Tags are re-announced at least this often even without a real change.
 const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(600);
-/// Concurrent inbound push-pull streams; more are closed unread. Each may
+/// Concurrent inbound push-pull streams; more wait to be accepted. Each may
 /// hold up to the core's `max_stream_len` in memory.
 const MAX_STREAMS: usize = 8;
 /// Bound on one push-pull exchange, connect to reply.
@@ -101,7 +101,6 @@ pub struct Ctx {
     udp: Async<UdpSocket>,
     wake: Sender<()>,
     clock: std::time::Instant,
-    streams: std::cell::Cell<usize>,
     handler_slots: Rc<smol::lock::Semaphore>,
 }
 
@@ -213,7 +212,6 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
         udp,
         wake: wake_tx,
         clock: std::time::Instant::now(),
-        streams: std::cell::Cell::new(0),
         handler_slots: Rc::new(smol::lock::Semaphore::new(handlers::MAX_RUNNING)),
     });
     // Persist the bumped incarnation before anything else: a crash loop must
@@ -942,7 +940,12 @@ async fn udp_loop(ctx: Rc<Ctx>) {
 }
 
 async fn tcp_loop(ctx: Rc<Ctx>, listener: Async<TcpListener>) {
+    // A burst of joiners must not be turned away (each would wait a join
+    // retry interval): beyond the limit, connections wait in the kernel's
+    // accept backlog until a slot frees.
+    let slots = std::sync::Arc::new(smol::lock::Semaphore::new(MAX_STREAMS));
     loop {
+        let slot = slots.acquire_arc().await;
         let (stream, from) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -951,15 +954,11 @@ async fn tcp_loop(ctx: Rc<Ctx>, listener: Async<TcpListener>) {
                 continue;
             }
         };
-        if ctx.streams.get() >= MAX_STREAMS {
-            continue;
-        }
-        ctx.streams.set(ctx.streams.get() + 1);
         let c = ctx.clone();
         ctx.ex
             .spawn(async move {
                 let _ = net::timeout(STREAM_TIMEOUT, serve_stream(&c, stream, from)).await;
-                c.streams.set(c.streams.get() - 1);
+                drop(slot);
             })
             .detach();
     }
