@@ -38,7 +38,7 @@ fn ten_agents_join_publish_search_fail_rejoin_and_leave() {
     for a in &agents {
         wait_for(
             &format!("{} to see {N} alive", a.name),
-            Duration::from_secs(60),
+            Duration::from_secs(90),
             || (a.alive().len() == N).then_some(()),
         );
     }
@@ -102,19 +102,19 @@ fn ten_agents_join_publish_search_fail_rejoin_and_leave() {
         .and_then(|v| v.as_f64())
         .unwrap();
     agents[5].kill9();
-    all_see(&agents, "n5", "failed", &[5], Duration::from_secs(60));
+    all_see(&agents, "n5", "failed", &[5], Duration::from_secs(90));
 
     // Restart n5 without --join: it rejoins through its saved peers, with a
     // higher incarnation, and everyone sees it alive again.
     agents[5].start(&[]);
-    all_see(&agents, "n5", "alive", &[], Duration::from_secs(60));
+    all_see(&agents, "n5", "alive", &[], Duration::from_secs(90));
     let after = agents[5]
         .json(&["info"])
         .get("incarnation")
         .and_then(|v| v.as_f64())
         .unwrap();
     assert!(after > before, "incarnation {after} should exceed {before}");
-    wait_for("n5 to see all ten alive", Duration::from_secs(60), || {
+    wait_for("n5 to see all ten alive", Duration::from_secs(90), || {
         (agents[5].alive().len() == N).then_some(())
     });
 
