@@ -114,7 +114,13 @@ pub fn run(args: Vec<String>) -> i32 {
         }
     };
     if flags.help {
-        print!("{}", crate::cli::command_help("agent").unwrap_or_default());
+        use crate::config::*;
+        print!(
+            "{}\nDefaults: config {DEFAULT_CONFIG} if it exists, name = hostname, microcloud default,\n\
+             bind 0.0.0.0:{DEFAULT_PORT}, state {DEFAULT_STATE}, control {DEFAULT_CONTROL} (or $NUVOL_CONTROL),\n\
+             profile lan, beacon port {DEFAULT_BEACON_PORT} (0 = off), no page server. Flags override the file.\n",
+            crate::cli::command_help("agent").unwrap_or_default()
+        );
         return 0;
     }
     let env_control = std::env::var("NUVOL_CONTROL").ok();

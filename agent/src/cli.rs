@@ -38,8 +38,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("keys", "keys generate|install KEY|use KEY|remove KEY|list", "manage the cluster keyring (keys are base64, 32 bytes)"),
     ("monitor", "monitor", "print member, service and event changes as they happen"),
     ("service", "service list|status NAME|start NAME|stop NAME|restart NAME|logs NAME [--lines N]", "supervised local services"),
-    ("page-passwd", "page-passwd < PASSWORD", "print the `option password_hash` value for the built-in page's login (password read from stdin)"),
     ("app", "app list|templates|install TEMPLATE [--name NAME]|start NAME|stop NAME|uninstall NAME|status NAME", "LXC apps from templates"),
+    ("page-passwd", "page-passwd < PASSWORD", "print the `option password_hash` value for the built-in page's login (password read from stdin)"),
 ];
 
 const GLOBAL: &str = "\
