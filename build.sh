@@ -21,7 +21,8 @@
 # Environment: CARGO_TARGET_DIR (default target/), NUVOL_DIST (default
 # dist/), NUVOL_BUILDER=auto|zigbuild|cross, NUVOL_NO_INSTALL=1 (never
 # install a tool, say what is missing), NUVOL_VERBOSE=1 (stream cargo's
-# output instead of logging it to .cache/logs/).
+# output instead of logging it to .cache/logs/), NUVOL_BUDGET=warn (an
+# over-budget board only warns), NUVOL_NO_QEMU=1 (skip the CPU check).
 #
 # Exit codes: 0 ok, 1 a build, check or budget failed, 100 bad usage.
 
@@ -485,7 +486,7 @@ cmd_build() {
 	[ "$OVER_BUDGET" -eq 0 ] && return 0
 	# An image is still made from an over-budget binary; the budget is the
 	# project's gate (CI), not the router owner's.
-	[ "${BUDGET_FATAL:-1}" = 1 ] || {
+	[ "${BUDGET_FATAL:-1}" = 1 ] && [ "${NUVOL_BUDGET:-fail}" != warn ] || {
 		echo "warning: $OVER_BUDGET board(s) over their size budget (SIZE_BUDGET_KIB in boards/)" >&2
 		return 0
 	}
