@@ -57,7 +57,8 @@
 //! # let _ = (views, lines);
 //! // Config reload (SIGHUP of the agent): sup.apply(new_services)?;
 //! // Agent exit: sup.shutdown() stops the services; sup.detach() (or a crash)
-//! // leaves them running for the next agent to adopt.
+//! // leaves them running for the next agent to adopt; sup.shutdown_except(keep)
+//! // stops all but the kept ones (the agent keeps its LXC apps).
 //! sup.shutdown();
 //! # Ok(())
 //! # }

@@ -332,6 +332,38 @@ fn fresh_supervisor_adopts_the_child_a_detached_one_left_running() {
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
 }
 
+#[test]
+fn shutdown_except_stops_services_and_leaves_apps_for_the_next_supervisor() {
+    let dir = temp_dir("except");
+    let (sup, _) = supervise(
+        &dir,
+        vec![sh("plain", "exec sleep 60"), sh("app-web", "exec sleep 60")],
+    );
+    assert!(wait_until(Duration::from_secs(5), || {
+        status(&sup, "plain").pid.is_some() && status(&sup, "app-web").pid.is_some()
+    }));
+    assert_eq!(status(&sup, "app-web").kind, "app");
+    assert_eq!(status(&sup, "plain").kind, "service");
+    let plain = status(&sup, "plain").pid.unwrap();
+    let app = status(&sup, "app-web").pid.unwrap();
+    sup.shutdown_except(|name| name.starts_with("app-"));
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(plain as i32), None);
+    assert!(
+        !alive(plain),
+        "the plain service must stop with the supervisor"
+    );
+    assert!(alive(app), "the app must keep running");
+
+    let (sup, _) = supervise(&dir, vec![sh("app-web", "exec sleep 60")]);
+    assert_eq!(
+        status(&sup, "app-web").pid,
+        Some(app),
+        "adopted, not restarted"
+    );
+    sup.shutdown();
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(app as i32), None);
+}
+
 /// Runs as a separate process for the kill -9 test: a supervisor that never
 /// exits on its own. Does nothing in a normal test run.
 #[test]

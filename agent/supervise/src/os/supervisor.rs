@@ -114,6 +114,7 @@ enum Command {
     },
     Shutdown {
         stop: bool,
+        keep: Box<dyn Fn(&str) -> bool + Send>,
     },
 }
 
@@ -281,18 +282,27 @@ impl Supervisor {
     /// Stops every instance (SIGTERM, SIGKILL after each `term_timeout`),
     /// waits for them to exit, and ends the thread.
     pub fn shutdown(self) {
-        self.finish(true);
+        self.finish(true, Box::new(|_| false));
+    }
+
+    /// Like [`shutdown`](Self::shutdown), but the instances for which `keep`
+    /// answers true are left running, as [`detach`](Self::detach) leaves
+    /// them: the next supervisor over the same state directory adopts them.
+    /// The agent keeps its LXC apps this way, so restarting the agent does
+    /// not restart every container.
+    pub fn shutdown_except(self, keep: impl Fn(&str) -> bool + Send + 'static) {
+        self.finish(true, Box::new(keep));
     }
 
     /// Ends the thread but leaves the services running, exactly as a crash
     /// of the agent would: the next supervisor over the same state directory
     /// adopts them. Dropping the handle does the same.
     pub fn detach(self) {
-        self.finish(false);
+        self.finish(false, Box::new(|_| true));
     }
 
-    fn finish(&self, stop: bool) {
-        let _ = self.send(Command::Shutdown { stop });
+    fn finish(&self, stop: bool, keep: Box<dyn Fn(&str) -> bool + Send>) {
+        let _ = self.send(Command::Shutdown { stop, keep });
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
@@ -302,7 +312,7 @@ impl Supervisor {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        self.finish(false);
+        self.finish(false, Box::new(|_| true));
     }
 }
 
@@ -355,6 +365,8 @@ struct Slot {
     removing: bool,
     /// A probe thread of this instance is running.
     probe_busy: Arc<AtomicBool>,
+    /// Left running by a stopping shutdown (`shutdown_except`).
+    kept: bool,
 }
 
 struct Loop {
@@ -397,7 +409,7 @@ impl Loop {
         loop {
             match self.exiting {
                 Some(false) => break,
-                Some(true) if self.slots.iter().all(|s| s.pid.is_none()) => break,
+                Some(true) if self.stopped_but_kept() => break,
                 Some(true) if self.stop_deadline.is_some_and(|d| self.now() >= d) => {
                     // A process stuck in the kernel (state D) survives even
                     // SIGKILL; the agent must still be able to exit.
@@ -449,6 +461,11 @@ impl Loop {
         }
         // Descriptors close on drop; services left running keep their state
         // files and FIFOs for the next agent.
+    }
+
+    /// Every instance a stopping shutdown stops has exited.
+    fn stopped_but_kept(&self) -> bool {
+        self.slots.iter().all(|s| s.pid.is_none() || s.kept)
     }
 
     fn retry_groups(&mut self) {
@@ -554,18 +571,24 @@ impl Loop {
                     self.apply(defs, false);
                     let _ = reply.send(());
                 }
-                Command::Shutdown { stop } => {
+                Command::Shutdown { stop, keep } => {
                     self.exiting = Some(stop);
+                    for s in &mut self.slots {
+                        s.kept = keep(&s.def.name);
+                    }
                     if stop {
                         let longest = self
                             .slots
                             .iter()
+                            .filter(|s| !s.kept)
                             .map(|s| s.def.policy.term_timeout)
                             .max()
                             .unwrap_or_default();
                         self.stop_deadline = Some(self.now() + longest + Duration::from_secs(5));
                         for i in 0..self.slots.len() {
-                            self.feed(i, Event::Stop);
+                            if !self.slots[i].kept {
+                                self.feed(i, Event::Stop);
+                            }
                         }
                     }
                 }
@@ -596,7 +619,13 @@ impl Loop {
                     .as_secs()
             }),
             last_log: s.ring.tail(self.options.view_lines),
-            kind: "service".into(),
+            // The agent names an LXC app's instance `app-NAME` (nuvol-lxc).
+            kind: if s.def.name.starts_with("app-") {
+                "app"
+            } else {
+                "service"
+            }
+            .into(),
         }
     }
 
@@ -655,6 +684,7 @@ impl Loop {
                         cgroup: None,
                         removing: false,
                         probe_busy: Arc::new(AtomicBool::new(false)),
+                        kept: false,
                     };
                     self.slots.push(slot);
                     let i = self.slots.len() - 1;
