@@ -1024,6 +1024,7 @@ impl Apps {
                 description: p.description.clone(),
                 txt,
             });
+            def.policy.publish_by_default = p.by_default;
         }
         Ok(def)
     }

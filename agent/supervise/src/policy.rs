@@ -179,6 +179,9 @@ pub struct Policy {
     pub reload_signal: Signal,
     pub health: Option<HealthTiming>,
     pub publish: Option<PublishRecord>,
+    /// Whether `publish` is allowed when the instance is created; `false`
+    /// waits for [`Event::SetPublish`] (an app manifest's `publish '0'`).
+    pub publish_by_default: bool,
 }
 
 impl Default for Policy {
@@ -190,6 +193,7 @@ impl Default for Policy {
             reload_signal: Signal::Hup,
             health: None,
             publish: None,
+            publish_by_default: true,
         }
     }
 }
@@ -392,6 +396,7 @@ pub struct Instance {
 impl Instance {
     /// A stopped instance; nothing happens until [`Event::Start`] or [`Event::Adopted`].
     pub fn new(name: &str, policy: Policy) -> Instance {
+        let publish_enabled = policy.publish_by_default;
         Instance {
             name: name.into(),
             policy,
@@ -403,7 +408,7 @@ impl Instance {
             life_timer: None,
             health: HealthState::default(),
             published: false,
-            publish_enabled: true,
+            publish_enabled,
             actions: VecDeque::new(),
         }
     }
@@ -1357,6 +1362,21 @@ mod tests {
         assert_eq!(acts(&mut i), vec![Action::Publish(record())]);
         i.handle(Duration::ZERO, Event::SetPublish(false));
         assert_eq!(acts(&mut i), vec![Action::Unpublish(record())]);
+        i.handle(Duration::ZERO, Event::SetPublish(true));
+        assert_eq!(acts(&mut i), vec![Action::Publish(record())]);
+    }
+
+    #[test]
+    fn publish_off_by_default_waits_for_set_publish() {
+        let mut p = quick(5);
+        p.publish = Some(record());
+        p.publish_by_default = false;
+        let mut i = Instance::new("svc", p);
+        i.handle(Duration::ZERO, Event::Start);
+        drain(&mut i);
+        i.handle(Duration::ZERO, Event::Spawned { pid: 1 });
+        assert_eq!(acts(&mut i), vec![]);
+        assert!(!i.status().published);
         i.handle(Duration::ZERO, Event::SetPublish(true));
         assert_eq!(acts(&mut i), vec![Action::Publish(record())]);
     }
