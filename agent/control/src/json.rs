@@ -20,22 +20,58 @@ pub trait ToJson {
 /// Appends `s` as a JSON string literal, escaping everything JSON requires and
 /// `<`, `>`, `&` too, so JSON embedded in a page cannot close a script tag.
 pub fn write_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    // Copies runs that need no escape in one go; the page prints every view
+    // through here, so no allocation and no formatting per character.
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        let esc: &str = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => "",
+            c if (c as u32) < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        plain = i + c.len_utf8();
+        if esc.is_empty() {
+            push_unicode_escape(out, c as u32);
+        } else {
+            out.push_str(esc);
         }
     }
+    out.push_str(&s[plain..]);
     out.push('"');
+}
+
+/// `\uXXXX` for a code point below 0x10000.
+fn push_unicode_escape(out: &mut String, code: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push_str("\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[(code >> shift) as usize & 0xf] as char);
+    }
+}
+
+/// Appends `v` in decimal without going through the formatting machinery.
+pub fn write_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        out.push(d as char);
+    }
 }
 
 /// Builds one JSON object field by field.
@@ -69,7 +105,7 @@ impl<'a> Object<'a> {
     pub fn num(&mut self, k: &str, v: impl Into<u64>) -> &mut Self {
         let v = v.into();
         let out = self.key(k);
-        out.push_str(&v.to_string());
+        write_u64(out, v);
         self
     }
 
@@ -338,6 +374,25 @@ mod tests {
         let mut out = String::new();
         write_str(&mut out, "a\"b</script>\n\u{1}");
         assert_eq!(out, r#""a\"b\u003c/script\u003e\n\u0001""#);
+    }
+
+    #[test]
+    fn escapes_keep_the_text_around_them_and_non_ascii() {
+        let mut out = String::new();
+        write_str(&mut out, "é&\u{2028}ü\\\t\r");
+        assert_eq!(out, r#""é\u0026\u2028ü\\\t\r""#);
+        out.clear();
+        write_str(&mut out, "");
+        assert_eq!(out, "\"\"");
+    }
+
+    #[test]
+    fn numbers_print_in_decimal() {
+        for v in [0, 7, 10, 4_294_967_296, u64::MAX] {
+            let mut out = String::new();
+            write_u64(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
     }
 
     #[test]
