@@ -436,7 +436,7 @@ def main():
     serf_version = run(["serf", "version"]).stdout.splitlines()[0]
     nuvol_version = run([a.nuvol, "--version"]).stdout.strip()
     try:
-        for n in [int(x) for x in a.sizes.split(",")]:
+        for n in [int(x) for x in a.sizes.split(",") if x.strip()]:
             log(f"N = {n}: starting {n} nuvol and {n} Serf agents on loopback")
             clusters = [Cluster("nuvol", n, work, a.nuvol), Cluster("serf", n, work, a.nuvol)]
             try:

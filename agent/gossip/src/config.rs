@@ -40,6 +40,10 @@ pub struct Config {
     /// Lifeguard on (local health, nacks, dynamic suspicion, buddy system) or
     /// plain SWIM with a fixed suspicion timeout.
     pub lifeguard: bool,
+    /// When the direct probe times out, also ping the target over a stream
+    /// (TCP in the agent), alongside the indirect probes: retransmission
+    /// carries it through heavy datagram loss (memberlist's TCP fallback).
+    pub stream_probes: bool,
     /// Base interval of push-pull anti-entropy; scaled up with cluster size.
     pub push_pull_interval: Duration,
     /// How often to try a push-pull with one failed member (heals partitions).
@@ -98,6 +102,7 @@ impl Config {
             suspicion_max_timeout_mult: 6,
             awareness_max_multiplier: 8,
             lifeguard: true,
+            stream_probes: true,
             push_pull_interval: ms(30_000),
             reconnect_interval: ms(10_000),
             reconnect_timeout: ms(24 * 3600 * 1000),
@@ -159,6 +164,11 @@ impl Config {
             v @ 1..=64 => Ok(v as usize),
             _ => Err(ConfigError::BadValue),
         };
+        let flag = || match value.trim() {
+            "1" | "true" | "on" | "yes" => Ok(true),
+            "0" | "false" | "off" | "no" => Ok(false),
+            _ => Err(ConfigError::BadValue),
+        };
         match key {
             "probe_interval_ms" => self.probe_interval = dur()?,
             "probe_timeout_ms" => self.probe_timeout = dur()?,
@@ -169,13 +179,8 @@ impl Config {
             "suspicion_mult" => self.suspicion_mult = small()?,
             "suspicion_max_timeout_mult" => self.suspicion_max_timeout_mult = small()?,
             "awareness_max_multiplier" => self.awareness_max_multiplier = small()?,
-            "lifeguard" => {
-                self.lifeguard = match value.trim() {
-                    "1" | "true" | "on" | "yes" => true,
-                    "0" | "false" | "off" | "no" => false,
-                    _ => return Err(ConfigError::BadValue),
-                }
-            }
+            "lifeguard" => self.lifeguard = flag()?,
+            "stream_probes" => self.stream_probes = flag()?,
             "push_pull_interval_ms" => self.push_pull_interval = dur()?,
             "reconnect_interval_ms" => self.reconnect_interval = dur()?,
             "reconnect_timeout_ms" => self.reconnect_timeout = dur()?,

@@ -222,6 +222,10 @@ pub struct Stats {
     pub declared_dead: u64,
     /// Times this node refuted a suspicion or death of itself.
     pub refutations: u64,
+    /// Stream probes sent when a direct probe timed out, and those answered
+    /// in time (each answer saved a probe from failing).
+    pub stream_probes_sent: u64,
+    pub stream_probe_acks: u64,
 }
 
 /// Why an operation was refused; the node's state is unchanged.
@@ -295,6 +299,8 @@ struct Probe {
     acked_direct: bool,
     expected_nacks: u32,
     nacks: u32,
+    /// A stream probe is under way.
+    streamed: bool,
 }
 
 struct Relay {
@@ -799,6 +805,16 @@ impl Node {
         if !self.started {
             self.start(now);
         }
+        if let Some(seq) = pp.ping {
+            if pp.reply {
+                self.on_stream_ack(seq, &pp.from);
+                return Ok(None);
+            }
+            let out = self.stream_ping(seq, true);
+            self.stats.streams_sent += 1;
+            self.stats.stream_bytes_sent += out.len() as u64;
+            return Ok(Some(out));
+        }
         let (reply, join) = (pp.reply, pp.join);
         self.quiet = reply && join;
         self.merge(now, pp);
@@ -1140,8 +1156,11 @@ impl Node {
         if let Some(p) = &mut self.probe {
             if !p.acked && p.phase == ProbePhase::Direct && now >= p.direct_deadline {
                 p.phase = ProbePhase::Indirect;
-                let (target, seq) = (p.target.clone(), p.seq);
+                let (target, seq, streamed) = (p.target.clone(), p.seq, p.streamed);
                 self.send_indirect(&target, seq);
+                if self.config.stream_probes && !streamed {
+                    self.send_stream_ping(&target, seq);
+                }
             }
         }
         if self.probe.as_ref().is_some_and(|p| now >= p.end) {
@@ -1182,6 +1201,7 @@ impl Node {
         }));
         self.send(addr, msgs);
         self.stats.probes_sent += 1;
+        let target_name = target.clone();
         self.probe = Some(Probe {
             target,
             seq,
@@ -1193,7 +1213,15 @@ impl Node {
             acked_direct: false,
             expected_nacks: 0,
             nacks: 0,
+            streamed: false,
         });
+        // Lifeguard's awareness says datagrams are going missing: start the
+        // stream probe with the ping, so its retransmissions get the whole
+        // (stretched) probe interval instead of what is left after the
+        // direct timeout.
+        if self.config.stream_probes && self.awareness > 0 {
+            self.send_stream_ping(&target_name, seq);
+        }
     }
 
     fn next_probe_target(&mut self) -> Option<String> {
@@ -1241,6 +1269,23 @@ impl Node {
         }
         if let Some(p) = &mut self.probe {
             p.expected_nacks = if nack { helpers.len() as u32 } else { 0 };
+        }
+    }
+
+    /// memberlist's TCP fallback: the stream's retransmissions get through
+    /// loss that defeats single datagrams, and its answer counts as an ack.
+    fn send_stream_ping(&mut self, target: &str, seq: u32) {
+        let Some(&ti) = self.index.get(target) else {
+            return;
+        };
+        let to = self.members[ti].addr;
+        let bytes = self.stream_ping(seq, false);
+        self.stats.streams_sent += 1;
+        self.stats.stream_bytes_sent += bytes.len() as u64;
+        self.stats.stream_probes_sent += 1;
+        self.transmits.push_back(Transmit::Stream { to, bytes });
+        if let Some(p) = &mut self.probe {
+            p.streamed = true;
         }
     }
 
@@ -1483,6 +1528,35 @@ impl Node {
             catalogs,
             event_clock: self.event_clock,
             query_clock: self.query_clock,
+            ping: None,
+        }
+    }
+
+    /// A stream probe (`ping` set), or its answer when `reply`: our name and
+    /// the sequence number, no state.
+    fn stream_ping(&mut self, seq: u32, reply: bool) -> Vec<u8> {
+        let ping = PushPull {
+            version: wire::VERSION,
+            join: false,
+            reply,
+            from: self.me.clone(),
+            members: Vec::new(),
+            catalogs: Vec::new(),
+            event_clock: 0,
+            query_clock: 0,
+            ping: Some(seq),
+        };
+        self.seal(&wire::encode_push_pull(&ping))
+    }
+
+    /// A stream probe's answer: an ack, if it is from the target of the
+    /// probe still running. Late answers are ignored like late datagrams.
+    fn on_stream_ack(&mut self, seq: u32, from: &str) {
+        if let Some(p) = &mut self.probe {
+            if p.seq == seq && p.target == from && !p.acked {
+                p.acked = true;
+                self.stats.stream_probe_acks += 1;
+            }
         }
     }
 
@@ -1734,7 +1808,10 @@ impl Node {
                 inc,
                 String::from(from),
                 now,
-                self.config.suspicion_min_timeout(n),
+                // Lifeguard: while our own datagrams go missing (awareness
+                // up), refutations reach us late too, so wait for them as
+                // much longer as we stretch our probes.
+                self.scaled(self.config.suspicion_min_timeout(n)),
                 self.config.suspicion_max_timeout_mult,
                 k,
                 self.config.lifeguard,

@@ -2,9 +2,11 @@
 //!
 //! Runs N [`Node`]s on a virtual clock. Datagrams cross links with a delay
 //! (from the nodes' positions on a plane, so Vivaldi has something to learn),
-//! jitter and loss (cluster-wide or per link); streams (push-pull) are
-//! delivered reliably, as TCP would,
-//! unless a partition or a crash is in the way. Everything random comes from
+//! jitter and loss (cluster-wide or per link); streams (push-pull, stream
+//! probes) are delivered reliably but late, as TCP would: every lost segment
+//! costs a retransmission timeout (1 s doubling for the handshake, 200 ms
+//! doubling for data, Linux's defaults), and a stream the agent would have
+//! given up on (10 s) is lost, as is one across a partition or to a crash. Everything random comes from
 //! the seed, so a failing seed replays exactly. Time jumps from one event to
 //! the next, as quinn's test `Pair` does, so simulated minutes take
 //! milliseconds.
@@ -64,6 +66,12 @@ impl Default for SimConfig {
     }
 }
 
+/// Linux's first retransmission timeouts: a SYN, a data segment.
+const SYN_RTO_MS: u64 = 1000;
+const DATA_RTO_MS: u64 = 200;
+/// The agent abandons a stream exchange after this long.
+const STREAM_GIVE_UP_MS: u64 = 10_000;
+
 enum What {
     Wake(usize),
     Packet {
@@ -75,6 +83,8 @@ enum What {
         to: usize,
         from: usize,
         bytes: Vec<u8>,
+        /// When the connecting side gives up waiting for the reply.
+        give_up: u64,
     },
     StreamReply {
         to: usize,
@@ -384,7 +394,12 @@ impl Sim {
                     self.settle(to);
                 }
             }
-            What::StreamRequest { to, from, bytes } => {
+            What::StreamRequest {
+                to,
+                from,
+                bytes,
+                give_up,
+            } => {
                 let from_addr = self.slots[from].identity.addr;
                 let Some(n) = self.slots[to].node.as_mut() else {
                     return;
@@ -394,8 +409,9 @@ impl Sim {
                 if let Ok(Some(reply)) = reply {
                     self.traffic.streams += 1;
                     self.traffic.stream_bytes += reply.len() as u64;
-                    if self.connected(to, from) {
-                        let at = self.now + duration_ms(self.link_delay(to, from));
+                    let retransmits = self.retransmit_delay(to, from, DATA_RTO_MS, 1);
+                    let at = self.now + duration_ms(self.link_delay(to, from)) + retransmits;
+                    if self.connected(to, from) && at <= give_up {
                         self.push(
                             at,
                             What::StreamReply {
@@ -415,6 +431,25 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// Time TCP spends retransmitting until an exchange of `legs` datagrams
+    /// (2: SYN and SYN-ACK; 1: a data segment) gets through the link between
+    /// `a` and `b`, with the retransmission timeout starting at `rto_ms` and
+    /// doubling. Bounded: past the agent's give-up time the answer no
+    /// longer matters.
+    fn retransmit_delay(&mut self, a: usize, b: usize, rto_ms: u64, legs: u32) -> u64 {
+        let loss = self.loss(a, b);
+        let mut waited = 0;
+        let mut rto = rto_ms;
+        while waited <= STREAM_GIVE_UP_MS {
+            if (0..legs).all(|_| loss <= 0.0 || self.rng.unit() >= loss) {
+                return waited;
+            }
+            waited += rto;
+            rto *= 2;
+        }
+        waited
     }
 
     fn connected(&self, a: usize, b: usize) -> bool {
@@ -476,14 +511,22 @@ impl Sim {
                     if !self.connected(i, j) {
                         continue;
                     }
-                    // Connection set-up plus the request: one and a half round trips.
-                    let at = self.now + 3 * duration_ms(self.link_delay(i, j));
+                    // Connection set-up plus the request: one and a half
+                    // round trips, plus the retransmissions loss costs.
+                    let give_up = self.now + STREAM_GIVE_UP_MS;
+                    let retransmits = self.retransmit_delay(i, j, SYN_RTO_MS, 2)
+                        + self.retransmit_delay(i, j, DATA_RTO_MS, 1);
+                    let at = self.now + 3 * duration_ms(self.link_delay(i, j)) + retransmits;
+                    if at > give_up {
+                        continue;
+                    }
                     self.push(
                         at,
                         What::StreamRequest {
                             to: j,
                             from: i,
                             bytes,
+                            give_up,
                         },
                     );
                 }

@@ -269,6 +269,13 @@ pub struct PushPull {
     pub event_clock: u64,
     #[n(7)]
     pub query_clock: u64,
+    /// A stream probe (wire version 1, added later; absent otherwise): the
+    /// request carries the prober's sequence number and nothing else, the
+    /// reply echoes it as the ack. Never merged as state. A node that does
+    /// not know this field answers with its full state instead, which the
+    /// prober merges as an ordinary push-pull.
+    #[n(8)]
+    pub ping: Option<u32>,
 }
 
 /// What a node persists to rejoin after a restart.

@@ -179,6 +179,7 @@ fn golden_push_pull() -> PushPull {
         catalogs: vec![],
         event_clock: 1,
         query_clock: 1,
+        ping: None,
     }
 }
 
@@ -214,6 +215,39 @@ fn golden_packet_push_pull_and_sealing_match_both_ways() {
     assert_eq!(
         decode_push_pull(&unhex(GOLDEN_PUSH_PULL)).unwrap(),
         golden_push_pull()
+    );
+}
+
+/// A stream probe from "a" with sequence number 7, and b's answer.
+fn golden_stream_probe(from: &str, reply: bool) -> PushPull {
+    PushPull {
+        version: 1,
+        join: false,
+        reply,
+        from: from.into(),
+        members: vec![],
+        catalogs: vec![],
+        event_clock: 0,
+        query_clock: 0,
+        ping: Some(7),
+    }
+}
+const GOLDEN_STREAM_PROBE: &str = "8901f4f461618080000007";
+const GOLDEN_STREAM_PROBE_ACK: &str = "8901f4f561628080000007";
+
+#[test]
+fn golden_stream_probe_and_its_ack_match_both_ways() {
+    for (pp, want) in [
+        (golden_stream_probe("a", false), GOLDEN_STREAM_PROBE),
+        (golden_stream_probe("b", true), GOLDEN_STREAM_PROBE_ACK),
+    ] {
+        assert_eq!(hex(&encode_push_pull(&pp)), want);
+        assert_eq!(decode_push_pull(&unhex(want)).unwrap(), pp);
+    }
+    // A push-pull without the field still decodes, as `None`.
+    assert_eq!(
+        decode_push_pull(&unhex(GOLDEN_PUSH_PULL)).unwrap().ping,
+        None
     );
 }
 
