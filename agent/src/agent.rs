@@ -118,6 +118,7 @@ pub fn run(args: Vec<String>) -> i32 {
         print!(
             "{}\nDefaults: config {DEFAULT_CONFIG} if it exists, name = hostname, microcloud default,\n\
              bind 0.0.0.0:{DEFAULT_PORT}, state {DEFAULT_STATE}, control {DEFAULT_CONTROL} (or $NUVOL_CONTROL),\n\
+             more `config service` files in {DEFAULT_SERVICES_DIR} (agent option services_dir),\n\
              profile lan, beacon port {DEFAULT_BEACON_PORT} (0 = off), no page server. Flags override the file.\n",
             crate::cli::command_help("agent").unwrap_or_default()
         );
@@ -220,6 +221,15 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
         clock: std::time::Instant::now(),
         handler_slots: Rc::new(smol::lock::Semaphore::new(handlers::MAX_RUNNING)),
     });
+    {
+        // Records of supervised instances come back from the supervisor once
+        // healthy, not from the saved state.
+        let now = ctx.now();
+        let mut st = ctx.st.borrow_mut();
+        for (service_type, port) in st.services.supervised_records() {
+            st.node.unpublish(now, &service_type, port);
+        }
+    }
     // Persist the bumped incarnation before anything else: a crash loop must
     // still come back with ever higher incarnations.
     ctx.save_state();

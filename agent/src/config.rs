@@ -19,6 +19,7 @@
 //!     option profile 'lan'             # lan | wan
 //!     option state '/etc/nuvol'
 //!     option control '/var/run/nuvol.sock'
+//!     option services_dir '/etc/nuvol/services.d' # more `config service` files
 //!     option control_mode '0600'
 //!     option control_group 'nuvol'     # group owner of the socket (with mode 0660)
 //!     option http '127.0.0.1:8080'     # built-in page server, off by default
@@ -43,6 +44,8 @@ use crate::args::{Arg, Parser, Usage};
 pub const DEFAULT_CONFIG: &str = "/etc/config/nuvol";
 pub const DEFAULT_CONTROL: &str = "/var/run/nuvol.sock";
 pub const DEFAULT_STATE: &str = "/etc/nuvol";
+/// Where packages drop `config service` files of their own.
+pub const DEFAULT_SERVICES_DIR: &str = "/etc/nuvol/services.d";
 pub const DEFAULT_PORT: u16 = 7946;
 pub const DEFAULT_BEACON_PORT: u16 = 7947;
 /// Longest node or microcloud name: fits a table column and a UDP packet.
@@ -172,6 +175,8 @@ pub struct AgentConfig {
     pub advertise: Option<SocketAddr>,
     pub join: Vec<String>,
     pub state_dir: PathBuf,
+    /// UCI files with more `config service` sections (read on start and SIGHUP).
+    pub services_dir: PathBuf,
     pub control: PathBuf,
     pub control_mode: u32,
     pub control_group: Option<String>,
@@ -305,6 +310,7 @@ fn defaults() -> AgentConfig {
         advertise: None,
         join: Vec::new(),
         state_dir: PathBuf::from(DEFAULT_STATE),
+        services_dir: PathBuf::from(DEFAULT_SERVICES_DIR),
         control: PathBuf::from(DEFAULT_CONTROL),
         control_mode: 0o600,
         control_group: None,
@@ -370,6 +376,7 @@ fn apply_file(cfg: &mut AgentConfig, path: &Path, text: &str) -> Result<(), Conf
                 }
                 "state" => cfg.state_dir = check_path(single()?).map_err(err)?,
                 "control" => cfg.control = check_path(single()?).map_err(err)?,
+                "services_dir" => cfg.services_dir = check_path(single()?).map_err(err)?,
                 "control_mode" => cfg.control_mode = parse_mode(single()?).map_err(err)?,
                 "control_group" => cfg.control_group = Some(single()?.to_string()),
                 "profile" => cfg.profile = parse_profile(single()?).map_err(err)?,
@@ -666,6 +673,18 @@ mod tests {
             cfg.join,
             vec!["10.0.0.1:7946", "seed.lan:7000", "127.0.0.1:9001"]
         );
+    }
+
+    #[test]
+    fn services_dir_has_a_default_and_an_option() {
+        let cfg = with_file("config agent\n\toption name a\n", Flags::default()).unwrap();
+        assert_eq!(cfg.services_dir, PathBuf::from(DEFAULT_SERVICES_DIR));
+        let cfg = with_file(
+            "config agent\n\toption services_dir '/srv/svc.d'\n",
+            Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(cfg.services_dir, PathBuf::from("/srv/svc.d"));
     }
 
     #[test]

@@ -69,26 +69,7 @@ fn main() {
 
 /// `nuvol page-passwd`: the first line of stdin, hashed for `option password_hash`.
 fn page_passwd() -> i32 {
-    let mut line = String::new();
-    if let Err(e) = std::io::stdin().read_line(&mut line) {
-        eprintln!("nuvol: cannot read the password: {e}");
-        return 100;
-    }
-    let password = line.trim_end_matches(['\n', '\r']);
-    if password.is_empty() {
-        eprintln!("nuvol: empty password (give it on stdin: echo secret | nuvol page-passwd)");
-        return 100;
-    }
-    match nuvol_page::hash_password(password) {
-        Ok(h) => {
-            println!("{h}");
-            0
-        }
-        Err(e) => {
-            eprintln!("nuvol: cannot hash: {e}");
-            111
-        }
-    }
+    nuvol_page::auth::passwd_main(&mut std::io::stdin().lock(), &mut std::io::stdout().lock())
 }
 
 /// One CGI request: the page reads the agent's config for its own section
@@ -110,10 +91,7 @@ fn cgi() -> i32 {
         Err(e) => {
             // Still a valid CGI answer, so uhttpd shows why instead of a bare 502.
             eprintln!("nuvol page: {e}");
-            print!(
-                "Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nnuvol: configuration error: {e}\n"
-            );
-            0
+            nuvol_page::run_cgi_failure(&format!("configuration error: {e}"))
         }
     }
 }

@@ -25,6 +25,9 @@ use crate::agent::Ctx;
 use crate::config::AgentConfig;
 use crate::log;
 
+/// Supervisor instance names of apps: `app-NAME` (nuvol-lxc's `service_def`).
+const APP_PREFIX: &str = "app-";
+
 pub struct Services {
     sup: Option<Arc<Supervisor>>,
     apps: Option<Arc<Apps>>,
@@ -47,7 +50,7 @@ fn config_file(cfg: &AgentConfig) -> String {
 
 fn service_defs(cfg: &AgentConfig) -> Vec<ServiceDef> {
     let file = config_file(cfg);
-    let loaded = nuvol_supervise::os::load(Some((&cfg.uci, &file)), None);
+    let loaded = nuvol_supervise::os::load(Some((&cfg.uci, &file)), Some(&cfg.services_dir));
     for e in &loaded.errors {
         log::error(&format!("{e}; that service is left out"));
     }
@@ -115,6 +118,21 @@ impl Services {
         }
     }
 
+    /// Type and port of every record a supervised instance publishes. The
+    /// agent drops these from the state it restores: the supervisor
+    /// republishes each once its instance is up and healthy, and a restored
+    /// copy would outlive an instance that stopped meanwhile.
+    pub fn supervised_records(&self) -> Vec<(String, u16)> {
+        let mut all = self.defs.clone();
+        if let Some(a) = &self.apps {
+            all.extend(app_defs(a));
+        }
+        all.into_iter()
+            .filter_map(|d| d.policy.publish)
+            .map(|p| (p.service_type, p.port))
+            .collect()
+    }
+
     /// SIGHUP: new `config service` definitions and app settings.
     pub fn reload(&mut self, cfg: &AgentConfig) {
         self.defs = service_defs(cfg);
@@ -133,11 +151,18 @@ impl Services {
         }
     }
 
-    /// Stops every instance (the agent is exiting).
+    /// The agent is exiting: stops the `config service` instances and
+    /// leaves the app instances running for the next agent to adopt.
+    ///
+    /// Plain services are the agent's children, as procd instances are
+    /// procd's: stopping the agent's service stops them, and none is left
+    /// running with nobody to restart it or withdraw its record. An LXC
+    /// container is not part of the agent; its lifetime is the app's (issue
+    /// 5), so `/etc/init.d/nuvol restart` must not restart every app.
     pub fn shutdown(&mut self) {
         if let Some(sup) = self.sup.take() {
             match Arc::try_unwrap(sup) {
-                Ok(s) => s.shutdown(),
+                Ok(s) => s.shutdown_except(|name| name.starts_with(APP_PREFIX)),
                 Err(_) => log::warn("supervisor busy at exit; its instances keep running"),
             }
         }
@@ -153,11 +178,13 @@ pub async fn notice_loop(ctx: Rc<Ctx>) {
             let mut st = ctx.st.borrow_mut();
             match n {
                 Notice::Publish { service, record } => {
+                    let ip =
+                        record_ip(&record.txt).unwrap_or_else(|| st.advertise.ip().to_string());
                     let r = g::ServiceRecord {
                         service_type: record.service_type,
                         description: record.description,
                         host: String::new(),
-                        ip: st.advertise.ip().to_string(),
+                        ip,
                         port: record.port,
                         microcloud: st.cfg.microcloud.clone(),
                         txt: record.txt,
@@ -177,6 +204,16 @@ pub async fn notice_loop(ctx: Rc<Ctx>) {
     }
 }
 
+/// The address a record names when it is not the agent's own: an app on a
+/// shared bridge answers on the container's address, which nuvol-lxc puts
+/// in the record's `addr` txt (see `Apps::publish_ip`).
+fn record_ip(txt: &[(String, String)]) -> Option<String> {
+    txt.iter()
+        .find(|(k, _)| k == "addr")
+        .and_then(|(_, v)| v.parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_string())
+}
+
 fn error(message: impl Into<String>) -> Response {
     Response::Error {
         message: message.into(),
@@ -184,91 +221,125 @@ fn error(message: impl Into<String>) -> Response {
 }
 
 /// Answers the `service …` and `app …` requests.
+///
+/// The whole answer is worked out on one blocking thread (supervisor round
+/// trips and `lxc-*` runs block): one `unblock` instead of one per step keeps
+/// a single task type in the binary, not one per request kind.
 pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
     let (sup, apps) = {
         let st = ctx.st.borrow();
         (st.services.sup.clone(), st.services.apps.clone())
     };
+    // An installed app is supervised from now on (started, published when
+    // healthy); an uninstalled one loses its instance and, through the
+    // supervisor, its records.
+    let reapply = matches!(
+        req,
+        Request::AppInstall { .. }
+            | Request::AppControl {
+                action: Action::Uninstall,
+                ..
+            }
+    );
+    let resp = smol::unblock(move || answer(sup.as_deref(), apps.as_deref(), req)).await;
+    if reapply {
+        ctx.st.borrow().services.apply();
+    }
+    resp
+}
+
+fn answer(sup: Option<&Supervisor>, apps: Option<&Apps>, req: Request) -> Response {
     let no_sup = || error("the supervisor is not running on this node (see the agent log)");
     let no_apps = || error("apps are off on this node (see the agent log)");
     match req {
-        Request::ServiceList => match sup {
-            None => no_sup(),
-            Some(s) => match smol::unblock(move || s.list()).await {
-                Ok(v) => Response::Instances(v),
-                Err(e) => error(e.to_string()),
-            },
-        },
-        Request::ServiceStatus { name } => match sup {
-            None => no_sup(),
-            Some(s) => match smol::unblock(move || s.status(&name)).await {
-                Ok(v) => Response::Instances(vec![v]),
-                Err(e) => error(e.to_string()),
-            },
-        },
-        Request::ServiceControl { name, action } => match sup {
-            None => no_sup(),
-            Some(s) => match smol::unblock(move || s.control(&name, action)).await {
-                Ok(()) => Response::Ok,
-                Err(e) => error(e.to_string()),
-            },
-        },
-        Request::ServiceLogs { name, lines } => match sup {
-            None => no_sup(),
-            Some(s) => match smol::unblock(move || s.logs(&name, lines.min(10_000) as usize)).await
-            {
-                Ok(v) => Response::Logs(v),
-                Err(e) => error(e.to_string()),
-            },
-        },
-        Request::AppTemplates => match apps {
-            None => no_apps(),
-            Some(a) => Response::Templates(smol::unblock(move || a.templates()).await),
-        },
-        Request::AppList => match apps {
-            None => no_apps(),
-            Some(a) => {
-                Response::Apps(with_supervision(&sup, smol::unblock(move || a.list()).await).await)
-            }
-        },
-        Request::AppStatus { name } => match apps {
-            None => no_apps(),
-            Some(a) => match smol::unblock(move || a.status(&name)).await {
-                Ok(v) => Response::Apps(with_supervision(&sup, vec![v]).await),
-                Err(e) => error(e.to_string()),
-            },
-        },
-        Request::AppInstall { template, name } => match apps {
-            None => no_apps(),
-            Some(a) => {
-                let installed = smol::unblock(move || a.install(&template, &name)).await;
-                match installed {
-                    Ok(view) => {
-                        // Supervise it from now on (starts it, publishes when healthy).
-                        ctx.st.borrow().services.apply();
-                        Response::Apps(vec![view])
-                    }
-                    Err(e) => error(e.to_string()),
+        Request::ServiceList
+        | Request::ServiceStatus { .. }
+        | Request::ServiceControl { .. }
+        | Request::ServiceLogs { .. } => {
+            let Some(s) = sup else { return no_sup() };
+            let r = match req {
+                Request::ServiceList => s.list().map(Response::Instances),
+                Request::ServiceStatus { name } => {
+                    s.status(&name).map(|v| Response::Instances(vec![v]))
                 }
+                Request::ServiceControl { name, action } => {
+                    s.control(&name, action).map(|()| Response::Ok)
+                }
+                Request::ServiceLogs { name, lines } => s
+                    .logs(&name, lines.min(10_000) as usize)
+                    .map(Response::Logs),
+                _ => return error("not a service request"),
+            };
+            r.unwrap_or_else(|e| error(e.to_string()))
+        }
+        Request::AppTemplates
+        | Request::AppList
+        | Request::AppStatus { .. }
+        | Request::AppInstall { .. }
+        | Request::AppControl { .. } => {
+            let Some(a) = apps else { return no_apps() };
+            match req {
+                Request::AppTemplates => Response::Templates(a.templates()),
+                Request::AppList => Response::Apps(with_supervision(sup, a.list())),
+                Request::AppStatus { name } => match a.status(&name) {
+                    Ok(v) => Response::Apps(with_supervision(sup, vec![v])),
+                    Err(e) => error(e.to_string()),
+                },
+                Request::AppInstall { template, name } => match a.install(&template, &name) {
+                    Ok(view) => Response::Apps(vec![view]),
+                    Err(e) => error(e.to_string()),
+                },
+                Request::AppControl { name, action } => {
+                    let instance = format!("{APP_PREFIX}{name}");
+                    match action {
+                        // Through the supervisor, so it does not fight a manual start/stop.
+                        Action::Start | Action::Stop | Action::Restart => {
+                            let Some(s) = sup else { return no_sup() };
+                            match s.control(&instance, action) {
+                                Ok(()) => match a.status(&name) {
+                                    Ok(v) => Response::Apps(vec![v]),
+                                    Err(e) => error(e.to_string()),
+                                },
+                                Err(e) => error(e.to_string()),
+                            }
+                        }
+                        Action::Publish | Action::Unpublish => {
+                            let Some(s) = sup else { return no_sup() };
+                            done(s.control(&instance, action))
+                        }
+                        Action::Uninstall => {
+                            if let Some(s) = sup {
+                                let _ = s.stop(&instance);
+                            }
+                            done(a.uninstall(&name))
+                        }
+                        Action::Reload => error("apps have no reload; use restart"),
+                    }
+                }
+                _ => error("not an app request"),
             }
-        },
-        Request::AppControl { name, action } => match apps {
-            None => no_apps(),
-            Some(a) => app_control(ctx, sup, a, name, action).await,
-        },
+        }
         _ => error("not a service or app request"),
     }
 }
 
+fn done(r: Result<(), impl std::fmt::Display>) -> Response {
+    match r {
+        Ok(()) => Response::Ok,
+        Err(e) => error(e.to_string()),
+    }
+}
+
 /// Fills in health and published state from the app's supervised instance.
-async fn with_supervision(sup: &Option<Arc<Supervisor>>, mut views: Vec<AppView>) -> Vec<AppView> {
-    let Some(s) = sup.clone() else { return views };
-    let Ok(instances) = smol::unblock(move || s.list()).await else {
+fn with_supervision(sup: Option<&Supervisor>, mut views: Vec<AppView>) -> Vec<AppView> {
+    let Some(Ok(instances)) = sup.map(Supervisor::list) else {
         return views;
     };
     for v in &mut views {
-        let name = format!("app-{}", v.name);
-        if let Some(i) = instances.iter().find(|i| i.name == name) {
+        if let Some(i) = instances
+            .iter()
+            .find(|i| i.name.strip_prefix(APP_PREFIX) == Some(v.name.as_str()))
+        {
             v.health = i.health;
             v.published = i.published;
         }
@@ -276,51 +347,26 @@ async fn with_supervision(sup: &Option<Arc<Supervisor>>, mut views: Vec<AppView>
     views
 }
 
-async fn app_control(
-    ctx: &Rc<Ctx>,
-    sup: Option<Arc<Supervisor>>,
-    apps: Arc<Apps>,
-    name: String,
-    action: Action,
-) -> Response {
-    let instance = format!("app-{name}");
-    match action {
-        Action::Start | Action::Stop | Action::Restart => {
-            // Through the supervisor, so it does not fight a manual start/stop.
-            let Some(s) = sup else {
-                return error("the supervisor is not running on this node (see the agent log)");
-            };
-            let r = smol::unblock(move || s.control(&instance, action)).await;
-            match r {
-                Ok(()) => match smol::unblock(move || apps.status(&name)).await {
-                    Ok(v) => Response::Apps(vec![v]),
-                    Err(e) => error(e.to_string()),
-                },
-                Err(e) => error(e.to_string()),
-            }
-        }
-        Action::Publish | Action::Unpublish => {
-            let Some(s) = sup else {
-                return error("the supervisor is not running on this node (see the agent log)");
-            };
-            match smol::unblock(move || s.control(&instance, action)).await {
-                Ok(()) => Response::Ok,
-                Err(e) => error(e.to_string()),
-            }
-        }
-        Action::Uninstall => {
-            if let Some(s) = sup.clone() {
-                let inst = instance.clone();
-                let _ = smol::unblock(move || s.stop(&inst)).await;
-            }
-            let r = smol::unblock(move || apps.uninstall(&name)).await;
-            // Drop its instance (and, through the supervisor, its records).
-            ctx.st.borrow().services.apply();
-            match r {
-                Ok(()) => Response::Ok,
-                Err(e) => error(e.to_string()),
-            }
-        }
-        Action::Reload => error("apps have no reload; use restart"),
+#[cfg(test)]
+mod tests {
+    use super::record_ip;
+
+    fn txt(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn app_record_on_a_shared_bridge_names_the_container_address() {
+        let t = txt(&[("app", "web"), ("addr", "192.168.1.77")]);
+        assert_eq!(record_ip(&t).as_deref(), Some("192.168.1.77"));
+    }
+
+    #[test]
+    fn record_without_a_valid_addr_uses_the_agent_address() {
+        assert_eq!(record_ip(&txt(&[("app", "web")])), None);
+        assert_eq!(record_ip(&txt(&[("addr", "not an ip")])), None);
     }
 }

@@ -245,8 +245,9 @@ pub fn hash_password(password: &str) -> io::Result<String> {
 }
 
 /// `nuvol page-passwd`: reads a password (first line of `input`) and prints
-/// the UCI line to paste into the `page` section. Returns the exit code: 0,
-/// 100 for an empty or unreadable password, 111 without random bytes.
+/// the value of `option password_hash` for the `page` section (bare, so a
+/// script can write `HASH=$(echo pw | nuvol page-passwd)`). Returns the exit
+/// code: 0, 100 for an empty or unreadable password, 111 without random bytes.
 pub fn passwd_main(input: &mut dyn BufRead, out: &mut dyn Write) -> i32 {
     let mut line = String::new();
     if input.take(1024).read_line(&mut line).is_err() {
@@ -255,11 +256,13 @@ pub fn passwd_main(input: &mut dyn BufRead, out: &mut dyn Write) -> i32 {
     }
     let password = line.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
-        eprintln!("page-passwd: type the password on standard input");
+        eprintln!(
+            "page-passwd: empty password (give it on stdin: echo secret | nuvol page-passwd)"
+        );
         return 100;
     }
     match hash_password(password) {
-        Ok(h) => match writeln!(out, "\toption password_hash '{h}'") {
+        Ok(h) => match writeln!(out, "{h}") {
             Ok(()) => 0,
             Err(_) => 111,
         },
@@ -418,12 +421,11 @@ mod tests {
     }
 
     #[test]
-    fn passwd_prints_a_line_that_verifies() {
+    fn passwd_prints_a_hash_that_verifies() {
         let mut out = Vec::new();
         assert_eq!(passwd_main(&mut &b"hunter2\n"[..], &mut out), 0);
         let line = String::from_utf8(out).unwrap();
-        let hash = line.trim().strip_prefix("option password_hash '").unwrap();
-        let hash = PasswordHash::parse(hash.trim_end_matches('\'')).unwrap();
+        let hash = PasswordHash::parse(line.strip_suffix('\n').unwrap()).unwrap();
         assert!(hash.verify("hunter2"));
         assert_eq!(passwd_main(&mut &b"\n"[..], &mut Vec::new()), 100);
     }

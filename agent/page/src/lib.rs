@@ -31,7 +31,7 @@
 //! * [`serve_listener`] serves an already bound listener.
 //! * [`hash_password`] makes the `option password_hash` string for the
 //!   built-in server's login; [`auth::passwd_main`] is the whole
-//!   `nuvol page-passwd` command (password on stdin, UCI line on stdout).
+//!   `nuvol page-passwd` command (password on stdin, the hash on stdout).
 //!
 //! # Under uhttpd (OpenWRT)
 //!
