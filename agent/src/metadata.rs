@@ -8,8 +8,6 @@
 
 use std::path::Path;
 
-use procfs::Current;
-
 /// A snapshot of this node's resources.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
@@ -27,21 +25,25 @@ pub struct Metadata {
 impl Metadata {
     /// Reads everything now. `state_dir` is where free disk is measured.
     pub fn read(state_dir: &Path) -> Metadata {
-        let mem = procfs::Meminfo::current().ok();
+        let proc = |name: &str| std::fs::read_to_string(Path::new("/proc").join(name));
+        let meminfo = proc("meminfo").unwrap_or_default();
+        let field = |name: &str| kb_field(&meminfo, name);
         Metadata {
             arch: std::env::consts::ARCH.to_string(),
             board: board(),
-            mem_total_kb: mem.as_ref().map_or(0, |m| m.mem_total / 1024),
+            mem_total_kb: field("MemTotal").unwrap_or(0),
             // MemAvailable is what a new app could really get; old kernels lack it.
-            mem_free_kb: mem
-                .as_ref()
-                .map_or(0, |m| m.mem_available.unwrap_or(m.mem_free) / 1024),
-            load_x100: procfs::LoadAverage::current()
-                .map(|l| (l.one.max(0.0) * 100.0) as u32)
+            mem_free_kb: field("MemAvailable")
+                .or_else(|| field("MemFree"))
                 .unwrap_or(0),
-            uptime_s: procfs::Uptime::current()
-                .map(|u| u.uptime as u64)
-                .unwrap_or(0),
+            load_x100: proc("loadavg")
+                .ok()
+                .and_then(|t| t.split_whitespace().next().and_then(hundredths))
+                .map_or(0, |l| l.min(u64::from(u32::MAX)) as u32),
+            uptime_s: proc("uptime")
+                .ok()
+                .and_then(|t| t.split_whitespace().next().and_then(hundredths))
+                .map_or(0, |u| u / 100),
             disk_free_kb: disk_free_kb(state_dir),
             rss_kb: rss_kb(),
         }
@@ -83,10 +85,40 @@ impl Metadata {
 
 /// The agent's resident set size in kB.
 pub fn rss_kb() -> u64 {
-    procfs::process::Process::myself()
-        .and_then(|p| p.statm())
-        .map(|s| s.resident * procfs::page_size() / 1024)
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| kb_field(&t, "VmRSS"))
         .unwrap_or(0)
+}
+
+/// `Name:   1234 kB` in `/proc/meminfo` or `/proc/self/status`: the number.
+/// Parsed by hand: the procfs crate cost the binary tens of kB for four
+/// numbers.
+fn kb_field(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// A non-negative decimal such as `0.42` or `12345.67` in hundredths (`42`,
+/// `1234567`), without float parsing.
+fn hundredths(text: &str) -> Option<u64> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let whole: u64 = whole.parse().ok()?;
+    let mut cents = 0;
+    let mut digits = frac.bytes();
+    for scale in [10, 1] {
+        match digits.next() {
+            Some(d @ b'0'..=b'9') => cents += u64::from(d - b'0') * scale,
+            Some(_) => return None,
+            None => break,
+        }
+    }
+    if !digits.all(|d| d.is_ascii_digit()) {
+        return None;
+    }
+    whole.checked_mul(100)?.checked_add(cents)
 }
 
 /// The board model: OpenWRT's board name, then the device tree, then DMI.
@@ -162,6 +194,21 @@ mod tests {
         let mut m = base.clone();
         m.board = "other".into();
         assert!(base.differs_much(&m));
+    }
+
+    #[test]
+    fn proc_numbers_parse_without_procfs() {
+        let meminfo = "MemTotal:         60000 kB\nMemFree:  1000 kB\nMemAvailable:   21000 kB\n";
+        assert_eq!(kb_field(meminfo, "MemTotal"), Some(60_000));
+        assert_eq!(kb_field(meminfo, "MemAvailable"), Some(21_000));
+        assert_eq!(kb_field(meminfo, "Mem"), None);
+        assert_eq!(kb_field("VmRSS:\t  812 kB\n", "VmRSS"), Some(812));
+        assert_eq!(hundredths("0.42"), Some(42));
+        assert_eq!(hundredths("3.5"), Some(350));
+        assert_eq!(hundredths("12345.678"), Some(1_234_567));
+        assert_eq!(hundredths("7"), Some(700));
+        assert_eq!(hundredths("x.1"), None);
+        assert_eq!(hundredths("1.2x"), None);
     }
 
     #[test]
