@@ -16,8 +16,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -95,8 +97,20 @@ pub struct State {
     pub services: services::Services,
 }
 
+/// The agent's executor. Every spawned future is boxed first, so all tasks
+/// have one type and the task machinery (`async_task`'s raw task functions)
+/// is compiled once instead of once per spawned future: tens of kB of flash.
+pub struct Executor(LocalExecutor<'static>);
+
+impl Executor {
+    pub fn spawn(&self, fut: impl Future<Output = ()> + 'static) -> smol::Task<()> {
+        let boxed: Pin<Box<dyn Future<Output = ()>>> = Box::pin(fut);
+        self.0.spawn(boxed)
+    }
+}
+
 pub struct Ctx {
-    pub ex: Rc<LocalExecutor<'static>>,
+    pub ex: Rc<Executor>,
     pub st: RefCell<State>,
     udp: Async<UdpSocket>,
     wake: Sender<()>,
@@ -193,7 +207,7 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
 
     let services = services::Services::start(&cfg);
     let (wake_tx, wake_rx) = channel::bounded(1);
-    let ex = Rc::new(LocalExecutor::new());
+    let ex = Rc::new(Executor(LocalExecutor::new()));
     let udp = Async::new(udp).map_err(|e| (111, format!("UDP socket: {e}")))?;
     let tcp = Async::new(tcp).map_err(|e| (111, format!("TCP socket: {e}")))?;
     let control = Async::new(control).map_err(|e| (111, format!("control socket: {e}")))?;
@@ -281,7 +295,7 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
     let joins = ctx.st.borrow().cfg.join.clone();
     ex.spawn(join_loop(ctx.clone(), joins)).detach();
 
-    let code = smol::block_on(ex.run(timer_loop(ctx.clone(), wake_rx)));
+    let code = smol::block_on(ex.0.run(timer_loop(ctx.clone(), wake_rx)));
     let mut st = ctx.st.borrow_mut();
     let control = st.cfg.control.clone();
     let _ = std::fs::remove_file(&control);
