@@ -673,9 +673,14 @@ fn print_response(resp: &Response, json: bool, done: &str) -> i32 {
     0
 }
 
+/// Round-trip time in ms with one decimal. Integer arithmetic: float
+/// formatting alone costs the binary a few kB.
 fn rtt(us: Option<u64>) -> String {
     match us {
-        Some(us) => format!("{:.1}ms", us as f64 / 1000.0),
+        Some(us) => {
+            let tenths = us.saturating_add(50) / 100;
+            format!("{}.{}ms", tenths / 10, tenths % 10)
+        }
         None => "-".into(),
     }
 }
@@ -711,7 +716,10 @@ pub fn render(resp: &Response, done: &str) -> String {
                     "memory",
                     format!("{} kB free of {} kB", i.mem_free_kb, i.mem_total_kb),
                 ),
-                ("load", format!("{:.2}", f64::from(i.load_x100) / 100.0)),
+                (
+                    "load",
+                    format!("{}.{:02}", i.load_x100 / 100, i.load_x100 % 100),
+                ),
                 (
                     "members",
                     format!("{} alive of {}", i.members_alive, i.members_total),
@@ -913,6 +921,20 @@ mod tests {
 
     fn p(line: &str) -> Result<Invocation, Usage> {
         parse(line.split_whitespace().map(String::from).collect())
+    }
+
+    #[test]
+    fn rtt_and_load_print_with_fixed_decimals() {
+        assert_eq!(rtt(Some(1_234)), "1.2ms");
+        assert_eq!(rtt(Some(1_250)), "1.3ms");
+        assert_eq!(rtt(Some(999_960)), "1000.0ms");
+        assert_eq!(rtt(Some(0)), "0.0ms");
+        assert_eq!(rtt(None), "-");
+        let info = Response::Info(NodeInfo {
+            load_x100: 7,
+            ..NodeInfo::default()
+        });
+        assert!(render(&info, "").contains("0.07"));
     }
 
     #[test]

@@ -72,14 +72,33 @@ pub fn parse_stat(stat: &str) -> Option<u64> {
 pub fn age(pid: u32) -> Option<std::time::Duration> {
     let ticks = start_time(pid)?;
     let uptime = fs::read_to_string("/proc/uptime").ok()?;
-    let up: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    let up_ms = uptime_ms(uptime.split_whitespace().next()?)?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if hz <= 0 {
         return None;
     }
-    let started = ticks as f64 / hz as f64;
-    Some(std::time::Duration::from_secs_f64((up - started).max(0.0)))
+    let started_ms = ticks.saturating_mul(1000) / hz as u64;
+    Some(std::time::Duration::from_millis(
+        up_ms.saturating_sub(started_ms),
+    ))
+}
+
+/// `/proc/uptime`'s `12345.67` in milliseconds. Integers only: float parsing
+/// would link its 10 kB power-of-five table into the agent for this alone.
+pub fn uptime_ms(text: &str) -> Option<u64> {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: u64 = secs.parse().ok()?;
+    let mut ms = 0;
+    for (i, d) in frac.bytes().enumerate() {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        if i < 3 {
+            ms += u64::from(d - b'0') * [100, 10, 1][i];
+        }
+    }
+    secs.checked_mul(1000)?.checked_add(ms)
 }
 
 /// Whether `record` still names a live process.
@@ -106,6 +125,16 @@ pub fn pidfd(pid: u32) -> Option<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uptime_parses_to_milliseconds_without_floats() {
+        assert_eq!(uptime_ms("12345.67"), Some(12_345_670));
+        assert_eq!(uptime_ms("0.5"), Some(500));
+        assert_eq!(uptime_ms("3.14159"), Some(3_141));
+        assert_eq!(uptime_ms("42"), Some(42_000));
+        assert_eq!(uptime_ms("4.x"), None);
+        assert_eq!(uptime_ms(""), None);
+    }
 
     #[test]
     fn stat_with_spaces_and_parens_in_the_name_parses() {
