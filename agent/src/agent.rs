@@ -15,7 +15,6 @@
 //! config or usage, 111 on a temporary failure (port in use, socket busy).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -90,7 +89,8 @@ pub struct State {
     announced_at: Duration,
     pub advertise: SocketAddr,
     monitors: Vec<Sender<ChangeView>>,
-    queries: HashMap<u64, PendingQuery>,
+    /// Pending queries by id: a handful at most, so a list (no hash map code).
+    queries: Vec<(u64, PendingQuery)>,
     last_saved: Vec<u8>,
     exit: Option<i32>,
     leaving: bool,
@@ -224,7 +224,7 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
             meta,
             advertise,
             monitors: Vec::new(),
-            queries: HashMap::new(),
+            queries: Vec::new(),
             last_saved: Vec::new(),
             exit: None,
             leaving: false,
@@ -402,13 +402,13 @@ impl Ctx {
             let mut st = self.st.borrow_mut();
             let id = st.node.query(now, params).map_err(|e| e.to_string())?;
             let (tx, rx) = channel::bounded(1);
-            st.queries.insert(
+            st.queries.push((
                 id.0,
                 PendingQuery {
                     answers: Vec::new(),
                     done: tx,
                 },
-            );
+            ));
             (id.0, rx)
         };
         self.flush();
@@ -417,12 +417,11 @@ impl Ctx {
 
     /// Answers collected for a query (and forgets it).
     pub fn finish_query(&self, id: u64) -> Vec<QueryAnswer> {
-        self.st
-            .borrow_mut()
-            .queries
-            .remove(&id)
-            .map(|q| q.answers)
-            .unwrap_or_default()
+        let mut st = self.st.borrow_mut();
+        match st.queries.iter().position(|(q, _)| *q == id) {
+            Some(i) => st.queries.swap_remove(i).1.answers,
+            None => Vec::new(),
+        }
     }
 
     fn on_event(self: &Rc<Self>, ev: g::Event) {
@@ -557,7 +556,7 @@ impl Ctx {
                     }
                 }
                 g::Event::QueryResponse { id, from, payload } => {
-                    if let Some(q) = st.queries.get_mut(&id.0) {
+                    if let Some((_, q)) = st.queries.iter_mut().find(|(q, _)| *q == id.0) {
                         q.answers.push(QueryAnswer {
                             node: from,
                             payload,
@@ -565,7 +564,7 @@ impl Ctx {
                     }
                 }
                 g::Event::QueryDone { id } => {
-                    if let Some(q) = st.queries.get(&id.0) {
+                    if let Some((_, q)) = st.queries.iter().find(|(q, _)| *q == id.0) {
                         let _ = q.done.try_send(());
                     }
                 }
@@ -1159,7 +1158,7 @@ async fn beacon_send_loop(ctx: Rc<Ctx>, sock: Rc<Async<UdpSocket>>, port: u16) {
 async fn beacon_recv_loop(ctx: Rc<Ctx>, sock: Rc<Async<UdpSocket>>) {
     let mut buf = [0u8; beacon::MAX_BEACON + 1];
     // When each node was last joined through a beacon, to bound join traffic.
-    let mut recent: HashMap<String, g::Instant> = HashMap::new();
+    let mut recent: Vec<(String, g::Instant)> = Vec::new();
     loop {
         let Ok((n, from)) = sock.recv_from(&mut buf).await else {
             Timer::after(Duration::from_millis(100)).await;
@@ -1184,15 +1183,16 @@ async fn beacon_recv_loop(ctx: Rc<Ctx>, sock: Rc<Async<UdpSocket>>) {
         };
         let Some(target) = target else { continue };
         if recent
-            .get(&b.name)
-            .is_some_and(|t| now.saturating_since(*t) < Duration::from_secs(10))
+            .iter()
+            .any(|(n, t)| *n == b.name && now.saturating_since(*t) < Duration::from_secs(10))
         {
             continue;
         }
+        recent.retain(|(n, t)| *n != b.name && now.saturating_since(*t) < Duration::from_secs(10));
         if recent.len() > 256 {
             recent.clear();
         }
-        recent.insert(b.name.clone(), now);
+        recent.push((b.name.clone(), now));
         log::info(&format!("beacon: found {} at {target}, joining", b.name));
         ctx.st.borrow_mut().node.join(now, &[target]);
         ctx.flush();

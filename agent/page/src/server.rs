@@ -18,7 +18,6 @@ use crate::cgi::{now_s, same_origin};
 use crate::form::Form;
 use crate::route::{self, handle, Agent, HttpRequest, Reply, MAX_BODY};
 use crate::views::{self, Page};
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,7 +45,8 @@ struct Shared {
     /// CSRF key; a restart logs everyone out anyway, so it need not persist.
     secret: [u8; 32],
     /// Session id → expiry (Unix seconds).
-    sessions: Mutex<HashMap<String, u64>>,
+    /// Session id and expiry; at most [`MAX_SESSIONS`], so a list.
+    sessions: Mutex<Vec<(String, u64)>>,
     active: AtomicUsize,
 }
 
@@ -69,7 +69,7 @@ pub fn serve_listener(listener: TcpListener, page: PageConfig) -> io::Result<()>
         agent: Agent::new(&page.control),
         page,
         secret,
-        sessions: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(Vec::new()),
         active: AtomicUsize::new(0),
     });
     for conn in listener.incoming() {
@@ -282,8 +282,8 @@ fn respond(shared: &Shared, head: &Head, body: &[u8]) -> Reply {
         .and_then(|c| cookie_value(c, COOKIE))
         .filter(|id| {
             let mut sessions = shared.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            sessions.retain(|_, exp| *exp > now);
-            sessions.contains_key(*id)
+            sessions.retain(|(_, exp)| *exp > now);
+            sessions.iter().any(|(s, _)| s == id)
         })
         .map(String::from);
 
@@ -301,7 +301,7 @@ fn respond(shared: &Shared, head: &Head, body: &[u8]) -> Reply {
                 .sessions
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+                .retain(|(s, _)| *s != id);
             let mut r = Reply::see_other("/login".into());
             r.headers.push((
                 "Set-Cookie".into(),
@@ -370,18 +370,19 @@ fn login(
     let ttl = shared.page.session_timeout_s;
     {
         let mut sessions = shared.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.retain(|_, exp| *exp > now);
+        sessions.retain(|(_, exp)| *exp > now);
         while sessions.len() >= MAX_SESSIONS {
             let oldest = sessions
                 .iter()
-                .min_by_key(|(_, exp)| **exp)
-                .map(|(k, _)| k.clone());
+                .enumerate()
+                .min_by_key(|(_, (_, exp))| *exp)
+                .map(|(i, _)| i);
             match oldest {
-                Some(k) => sessions.remove(&k),
+                Some(i) => sessions.swap_remove(i),
                 None => break,
             };
         }
-        sessions.insert(id.clone(), now + ttl);
+        sessions.push((id.clone(), now + ttl));
     }
     let mut r = Reply::see_other("/".into());
     r.headers.push((

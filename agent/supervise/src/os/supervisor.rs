@@ -7,7 +7,6 @@
 //! instance's output FIFOs. The poll timeout is the earliest policy deadline;
 //! with nothing to do the thread sleeps.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -631,7 +630,8 @@ impl Loop {
 
     /// Installs a new set of definitions; `boot` also re-adopts survivors.
     fn apply(&mut self, defs: Vec<ServiceDef>, boot: bool) {
-        let mut seen = HashMap::new();
+        // Names seen so far; a list: a node runs a handful of services.
+        let mut seen: Vec<String> = Vec::new();
         for def in defs {
             // Names become file and cgroup names: refuse what could escape
             // the state directory, whoever built the definition.
@@ -642,10 +642,11 @@ impl Loop {
                 );
                 continue;
             }
-            if seen.insert(def.name.clone(), ()).is_some() {
+            if seen.contains(&def.name) {
                 log::error!("{}: defined twice; the first definition is kept", def.name);
                 continue;
             }
+            seen.push(def.name.clone());
             match self.find(&def.name) {
                 Some(i) => {
                     let slot = &mut self.slots[i];
@@ -698,7 +699,7 @@ impl Loop {
             }
         }
         for i in 0..self.slots.len() {
-            if !seen.contains_key(&self.slots[i].def.name) && !self.slots[i].removing {
+            if !seen.contains(&self.slots[i].def.name) && !self.slots[i].removing {
                 self.slots[i].removing = true;
                 self.feed(i, Event::Stop);
             }
