@@ -610,7 +610,7 @@ impl Ctx {
                 .spawn(async move {
                     let _slot = slots.acquire().await;
                     let cmd = inv.command.clone();
-                    match smol::unblock(move || handlers::run_blocking(&inv)).await {
+                    match handlers::run(inv).await {
                         Ok(o) if o.timed_out => log::warn(&format!(
                             "handler '{cmd}' for {kind} timed out and was killed"
                         )),
@@ -1025,7 +1025,7 @@ async fn answer_query(ctx: Rc<Ctx>, id: g::QueryId, inv: handlers::Invocation) {
     let slots = ctx.handler_slots.clone();
     let _slot = slots.acquire().await;
     let cmd = inv.command.clone();
-    match smol::unblock(move || handlers::run_blocking(&inv)).await {
+    match handlers::run(inv).await {
         Ok(o) if !o.timed_out => {
             let now = ctx.now();
             let r = ctx.st.borrow_mut().node.respond(now, id, &o.stdout);
@@ -1096,17 +1096,7 @@ async fn join_loop(ctx: Rc<Ctx>, addrs: Vec<String>) {
             return;
         }
         let batch = pending.clone();
-        let resolved: Vec<(String, Option<SocketAddr>)> = smol::unblock(move || {
-            use std::net::ToSocketAddrs;
-            batch
-                .into_iter()
-                .map(|a| {
-                    let r = a.to_socket_addrs().ok().and_then(|mut it| it.next());
-                    (a, r)
-                })
-                .collect()
-        })
-        .await;
+        let resolved = net::resolve(batch).await;
         let ok: Vec<SocketAddr> = resolved.iter().filter_map(|(_, r)| *r).collect();
         pending = resolved
             .into_iter()

@@ -331,17 +331,7 @@ async fn join(ctx: &Rc<Ctx>, addrs: Vec<String>) -> Response {
         Ok(a) => a,
         Err(e) => return error(e),
     };
-    let resolved: Vec<(String, Option<std::net::SocketAddr>)> = smol::unblock(move || {
-        use std::net::ToSocketAddrs;
-        addrs
-            .into_iter()
-            .map(|a| {
-                let r = a.to_socket_addrs().ok().and_then(|mut i| i.next());
-                (a, r)
-            })
-            .collect()
-    })
-    .await;
+    let resolved = crate::net::resolve(addrs).await;
     let bad: Vec<&str> = resolved
         .iter()
         .filter(|(_, r)| r.is_none())

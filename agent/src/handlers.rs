@@ -85,6 +85,12 @@ pub fn environment(
     env
 }
 
+/// Runs one handler to completion on a blocking thread (event and query
+/// handlers share this one task type).
+pub async fn run(inv: Invocation) -> std::io::Result<Outcome> {
+    smol::unblock(move || run_blocking(&inv)).await
+}
+
 /// Runs one handler to completion (blocking: call it from a thread).
 pub fn run_blocking(inv: &Invocation) -> std::io::Result<Outcome> {
     use std::os::unix::process::CommandExt;

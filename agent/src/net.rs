@@ -8,6 +8,23 @@ use std::time::Duration;
 use nuvol_control::frame::FrameError;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// Resolves `HOST:PORT` names on a blocking thread (DNS blocks); each with
+/// its first address, or `None`. One function for every caller keeps one
+/// blocking task type in the binary.
+pub async fn resolve(names: Vec<String>) -> Vec<(String, Option<std::net::SocketAddr>)> {
+    smol::unblock(move || {
+        use std::net::ToSocketAddrs;
+        names
+            .into_iter()
+            .map(|a| {
+                let r = a.to_socket_addrs().ok().and_then(|mut it| it.next());
+                (a, r)
+            })
+            .collect()
+    })
+    .await
+}
+
 /// Runs `f` for at most `d`; `None` if it did not finish.
 pub async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
     smol::future::or(async { Some(f.await) }, async {
