@@ -16,6 +16,7 @@ Propagation and failure times come from each agent's own event handler
 the same shell one-liner for both, so handler overhead cancels out.
 
 Usage: sudo bench/run.py [--nuvol PATH] [--quick] [--out bench/RESULTS.md]
+       sudo bench/run.py --sizes "" --out FILE   (only the false-failure part)
 Needs: serf (Debian package `serf`), nft and ip for the wire and loss parts
 (root). Results are printed and written to --out as Markdown, each metric as
 a nuvol/Serf ratio.
@@ -482,9 +483,9 @@ def main():
         f"Both LAN profile, unencrypted, on loopback; steady-state window {window} s. "
         "Produced by `bench/run.py`" + (" --quick" if a.quick else "") + ".",
         "",
-        "| N | metric | nuvol | Serf | nuvol/Serf |",
-        "|---|---|---|---|---|",
     ]
+    if results:
+        lines += ["| N | metric | nuvol | Serf | nuvol/Serf |", "|---|---|---|---|---|"]
     metrics = [
         ("converge_s", "fresh cluster: start to every node seeing all alive (s)"),
         ("rss_kb", "RSS per agent (kB)"),
