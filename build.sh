@@ -235,6 +235,15 @@ cargo_build() {
 		cmd=(cargo zigbuild --release -p nuvol --target "$target" -Zbuild-std=std,panic_abort "${feat[@]}")
 		export RUSTFLAGS="-C link-self-contained=no -C target-feature=+crt-static"
 	fi
+	# Size (measured on aarch64, 2026-11-21): std rebuilt with its
+	# optimize_for_size feature (-11 %), and panics that abort at once instead
+	# of formatting a message (-9 %; the agent never panics on input by design,
+	# and a debug build keeps the messages). On MIPS, position-dependent code
+	# avoids a GOT load per call (-20 % there; no effect on ARM or x86).
+	cmd+=(-Zbuild-std-features=optimize_for_size)
+	RUSTFLAGS+=" -Zunstable-options -Cpanic=immediate-abort"
+	case $target in mips*) RUSTFLAGS+=" -C relocation-model=static" ;; esac
+	export RUSTFLAGS
 	# -Zbuild-std on the pinned stable toolchain: RUSTC_BOOTSTRAP unlocks it.
 	export RUSTC_BOOTSTRAP=1
 	if [ -n "${NUVOL_VERBOSE:-}" ]; then
