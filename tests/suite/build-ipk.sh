@@ -101,11 +101,22 @@ feed_list() {
 	awk '/^define Package\/nuvol\/install/{p=1;next} /^endef/{p=0} p' openwrt-feed/net/nuvol/Makefile |
 		awk '{
 			dst=$NF; sub(/^\$\(1\)/, "", dst)
-			if ($1=="$(INSTALL_BIN)") print "f 755 " dst
-			else if ($1=="$(INSTALL_CONF)") print "f 600 " dst
-			else if ($1=="$(INSTALL_DATA)") print "f 644 " dst
+			mode=""
+			if ($1=="$(INSTALL_BIN)") mode=755
+			else if ($1=="$(INSTALL_CONF)") mode=600
+			else if ($1=="$(INSTALL_DATA)") mode=644
 			else if ($1=="$(LN)") print "l " dst " -> " $2
-		}' | sort
+			if (mode == "") next
+			# Into a directory: one file per source, globs expanded below.
+			if (dst ~ /\/$/) { src=$(NF-1); sub(/^\$\(NUVOL_SOURCE_DIR\)\//, "", src); print "glob " mode " " dst " " src }
+			else print "f " mode " " dst
+		}' | while read -r kind mode dst src; do
+			if [ "$kind" = glob ]; then
+				for f in $src; do echo "f $mode $dst${f##*/}"; done
+			else
+				echo "$kind $mode $dst${src:+ $src}"
+			fi
+		done | sort
 }
 data_list() {
 	tar -tvzf "$W/data.tar.gz" | awk '{
