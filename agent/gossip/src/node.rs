@@ -757,14 +757,7 @@ impl Node {
     ) -> Result<(), InputError> {
         self.stats.packets_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
-        if bytes.len() > 65_535 {
-            self.stats.packets_malformed += 1;
-            return Err(InputError::Wire(WireError::TooLarge));
-        }
-        let plain = self.keyring.open(bytes).map_err(|e| {
-            self.stats.packets_rejected += 1;
-            InputError::Open(e)
-        })?;
+        let plain = self.open_input(bytes, 65_535)?;
         let messages = wire::decode_packet(&plain).map_err(|e| {
             self.stats.packets_malformed += 1;
             InputError::Wire(e)
@@ -776,6 +769,20 @@ impl Node {
             self.handle_message(now, from, m);
         }
         Ok(())
+    }
+
+    /// Unseals a datagram or stream of at most `limit` bytes, counting what is
+    /// refused: oversized input as malformed, input no installed key opens as
+    /// rejected. Doesn't affect membership state.
+    fn open_input(&mut self, bytes: &[u8], limit: usize) -> Result<Vec<u8>, InputError> {
+        if bytes.len() > limit {
+            self.stats.packets_malformed += 1;
+            return Err(InputError::Wire(WireError::TooLarge));
+        }
+        self.keyring.open(bytes).map_err(|e| {
+            self.stats.packets_rejected += 1;
+            InputError::Open(e)
+        })
     }
 
     /// A push-pull stream arrived (from a peer connecting to us, or as the
@@ -790,14 +797,7 @@ impl Node {
         let _ = from;
         self.stats.streams_received += 1;
         self.stats.stream_bytes_received += bytes.len() as u64;
-        if bytes.len() > self.config.max_stream_len {
-            self.stats.packets_malformed += 1;
-            return Err(InputError::Wire(WireError::TooLarge));
-        }
-        let plain = self.keyring.open(bytes).map_err(|e| {
-            self.stats.packets_rejected += 1;
-            InputError::Open(e)
-        })?;
+        let plain = self.open_input(bytes, self.config.max_stream_len)?;
         let pp = wire::decode_push_pull(&plain).map_err(|e| {
             self.stats.packets_malformed += 1;
             InputError::Wire(e)
