@@ -1763,20 +1763,26 @@ impl Node {
         );
     }
 
-    fn on_suspect(&mut self, now: Instant, name: &str, inc: u64, from: &str) {
+    /// The shared first step of a suspicion or death claim about `name` at
+    /// `inc`: about ourselves it is refuted; about a member it is the member's
+    /// index, unless the claim is stale or the member already dead or left.
+    fn claim_target(&mut self, name: &str, inc: u64) -> Option<usize> {
         if name == self.me {
             if !self.left && inc >= self.incarnation {
                 self.refute(inc);
             }
-            return;
+            return None;
         }
-        let Some(i) = self.index.get(name).copied() else {
+        let i = self.index.get(name).copied()?;
+        let m = &self.members[i];
+        (inc >= m.incarnation && m.state.is_live()).then_some(i)
+    }
+
+    fn on_suspect(&mut self, now: Instant, name: &str, inc: u64, from: &str) {
+        let Some(i) = self.claim_target(name, inc) else {
             return;
         };
         let m = &self.members[i];
-        if inc < m.incarnation || !m.state.is_live() {
-            return;
-        }
         let msg = || Message::Suspect {
             name: String::from(name),
             incarnation: inc,
@@ -1828,19 +1834,9 @@ impl Node {
     }
 
     fn on_dead(&mut self, now: Instant, name: &str, inc: u64, from: &str) {
-        if name == self.me {
-            if !self.left && inc >= self.incarnation {
-                self.refute(inc);
-            }
-            return;
-        }
-        let Some(i) = self.index.get(name).copied() else {
+        let Some(i) = self.claim_target(name, inc) else {
             return;
         };
-        let m = &self.members[i];
-        if inc < m.incarnation || !m.state.is_live() {
-            return;
-        }
         let graceful = from == name;
         self.members[i].incarnation = inc;
         let state = if graceful {
