@@ -1,0 +1,659 @@
+//! The control protocol's wire contract, pinned byte for byte.
+//!
+//! An old CLI or CGI talks to a new agent (and the other way round) while opkg
+//! upgrades the package, so the CBOR of every request, response and view must
+//! never change. The golden vectors below were produced by the first
+//! implementation (minicbor's derive) and every later codec must reproduce
+//! them exactly, and decode everything that implementation decoded.
+
+use nuvol_control::*;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex to bytes; spaces are allowed between items for readability.
+fn unhex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test vectors are hex"))
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn member() -> MemberView {
+    MemberView {
+        name: "n1".into(),
+        addr: "10.0.0.1:7946".into(),
+        state: MemberState::Suspect,
+        microcloud: "gracia".into(),
+        incarnation: 300,
+        rtt_us: Some(70_000),
+        since_change_s: 5,
+        tags: pairs(&[("board", "rpi4"), ("role", "edge")]),
+    }
+}
+
+fn service() -> ServiceView {
+    ServiceView {
+        service_type: "http".into(),
+        description: "wiki".into(),
+        host: "n2".into(),
+        ip: "10.0.0.2".into(),
+        port: 8080,
+        microcloud: "gracia".into(),
+        txt: pairs(&[("path", "/")]),
+        health: Health::Unhealthy,
+        rtt_us: None,
+        load_x100: 250,
+        quality: 77,
+    }
+}
+
+fn requests() -> Vec<(&'static str, Request)> {
+    vec![
+        ("info", Request::Info),
+        ("members", Request::Members),
+        ("services", Request::Services),
+        (
+            "publish",
+            Request::Publish(PublishSpec {
+                service_type: "http".into(),
+                port: 80,
+                description: "wiki".into(),
+                txt: pairs(&[("path", "/"), ("v", "2")]),
+            }),
+        ),
+        (
+            "unpublish",
+            Request::Unpublish {
+                service_type: "ssh".into(),
+                port: 22,
+            },
+        ),
+        (
+            "search_any",
+            Request::Search {
+                service_type: None,
+                scope: Scope::Global,
+            },
+        ),
+        (
+            "search_type",
+            Request::Search {
+                service_type: Some("http".into()),
+                scope: Scope::Microcloud,
+            },
+        ),
+        ("rtt", Request::Rtt { node: "n9".into() }),
+        (
+            "event",
+            Request::Event {
+                name: "deploy".into(),
+                payload: vec![0, 1, 24, 255],
+            },
+        ),
+        (
+            "query",
+            Request::Query(QuerySpec {
+                name: "uptime".into(),
+                payload: vec![7],
+                nodes: vec!["n1".into(), "n2".into()],
+                tags: pairs(&[("role", "edge")]),
+                timeout_ms: 1500,
+            }),
+        ),
+        (
+            "join",
+            Request::Join {
+                addrs: vec!["10.0.0.1:7946".into(), "[fd00::1]:7946".into()],
+            },
+        ),
+        ("leave", Request::Leave),
+        ("keys_generate", Request::Keys(KeyCommand::Generate)),
+        (
+            "keys_install",
+            Request::Keys(KeyCommand::Install("a2V5".into())),
+        ),
+        ("keys_use", Request::Keys(KeyCommand::Use("a2V5".into()))),
+        (
+            "keys_remove",
+            Request::Keys(KeyCommand::Remove("b2xk".into())),
+        ),
+        ("keys_list", Request::Keys(KeyCommand::List)),
+        ("monitor", Request::Monitor),
+        ("service_list", Request::ServiceList),
+        (
+            "service_status",
+            Request::ServiceStatus { name: "web".into() },
+        ),
+        (
+            "service_control",
+            Request::ServiceControl {
+                name: "web".into(),
+                action: Action::Restart,
+            },
+        ),
+        (
+            "service_logs",
+            Request::ServiceLogs {
+                name: "web".into(),
+                lines: 100_000,
+            },
+        ),
+        ("app_templates", Request::AppTemplates),
+        ("app_list", Request::AppList),
+        (
+            "app_install",
+            Request::AppInstall {
+                template: "nextcloud".into(),
+                name: "".into(),
+            },
+        ),
+        (
+            "app_control",
+            Request::AppControl {
+                name: "cloud".into(),
+                action: Action::Uninstall,
+            },
+        ),
+        (
+            "app_status",
+            Request::AppStatus {
+                name: "cloud".into(),
+            },
+        ),
+    ]
+}
+
+fn responses() -> Vec<(&'static str, Response)> {
+    vec![
+        ("ok", Response::Ok),
+        (
+            "error",
+            Response::Error {
+                message: "no such node".into(),
+            },
+        ),
+        (
+            "info",
+            Response::Info(NodeInfo {
+                name: "n1".into(),
+                microcloud: "gracia".into(),
+                board: "turris-omnia".into(),
+                arch: "arm_cortex-a9_vfpv3-d16".into(),
+                version: "0.1.0".into(),
+                addr: "10.0.0.1:7946".into(),
+                uptime_s: 86_400,
+                mem_total_kb: 1_048_576,
+                mem_free_kb: 524_288,
+                load_x100: 42,
+                members_alive: 9,
+                members_total: 10,
+                keys_installed: 2,
+                encrypted: true,
+                health_score: 1,
+                incarnation: 5_000_000_000,
+                agent_rss_kb: 2_100,
+                packets_rejected: 3,
+            }),
+        ),
+        ("info_default", Response::Info(NodeInfo::default())),
+        ("members", Response::Members(vec![member()])),
+        (
+            "members_no_rtt",
+            Response::Members(vec![MemberView {
+                rtt_us: None,
+                tags: Vec::new(),
+                state: MemberState::Left,
+                ..member()
+            }]),
+        ),
+        (
+            "services",
+            Response::Services(vec![
+                service(),
+                ServiceView {
+                    health: Health::Healthy,
+                    rtt_us: Some(1_234),
+                    txt: Vec::new(),
+                    ..service()
+                },
+            ]),
+        ),
+        ("services_empty", Response::Services(Vec::new())),
+        (
+            "rtt_known",
+            Response::Rtt {
+                node: "n2".into(),
+                rtt_us: Some(1_500),
+            },
+        ),
+        // The derive leaves a trailing `None` out of the array: `[5, ["n2"]]`.
+        (
+            "rtt_unknown",
+            Response::Rtt {
+                node: "n2".into(),
+                rtt_us: None,
+            },
+        ),
+        (
+            "query_responses",
+            Response::QueryResponses(vec![QueryAnswer {
+                node: "n3".into(),
+                payload: b"up 3d".to_vec(),
+            }]),
+        ),
+        (
+            "keys",
+            Response::Keys(vec![
+                KeyView {
+                    fingerprint: "ab12cd34".into(),
+                    primary: true,
+                },
+                KeyView {
+                    fingerprint: "ef56".into(),
+                    primary: false,
+                },
+            ]),
+        ),
+        ("key", Response::Key("c2VjcmV0".into())),
+        (
+            "change_member",
+            Response::Change(ChangeView::Member(member())),
+        ),
+        (
+            "change_service_up",
+            Response::Change(ChangeView::ServiceUp(service())),
+        ),
+        (
+            "change_service_down",
+            Response::Change(ChangeView::ServiceDown(service())),
+        ),
+        (
+            "change_event",
+            Response::Change(ChangeView::Event {
+                from: "n4".into(),
+                name: "deploy".into(),
+                payload: vec![1, 2],
+                lamport: 17,
+            }),
+        ),
+        (
+            "instances",
+            Response::Instances(vec![
+                InstanceView {
+                    name: "web".into(),
+                    state: "running".into(),
+                    pid: Some(4242),
+                    health: Health::Healthy,
+                    restarts: 2,
+                    published: true,
+                    uptime_s: Some(3600),
+                    last_log: vec!["listening".into()],
+                    kind: "service".into(),
+                },
+                InstanceView {
+                    name: "cloud".into(),
+                    state: "failed".into(),
+                    pid: None,
+                    health: Health::Unknown,
+                    restarts: 0,
+                    published: false,
+                    uptime_s: None,
+                    last_log: Vec::new(),
+                    kind: "app".into(),
+                },
+            ]),
+        ),
+        (
+            "logs",
+            Response::Logs(vec!["line one".into(), "line two".into()]),
+        ),
+        (
+            "templates",
+            Response::Templates(vec![TemplateView {
+                name: "nextcloud".into(),
+                description: "files".into(),
+                version: "28".into(),
+                architectures: vec!["aarch64".into(), "x86_64".into()],
+                supported: true,
+                installed: false,
+            }]),
+        ),
+        (
+            "apps",
+            Response::Apps(vec![
+                AppView {
+                    name: "cloud".into(),
+                    template: "nextcloud".into(),
+                    state: "RUNNING".into(),
+                    ips: vec!["10.0.3.5".into()],
+                    ports: vec![(80, 8080), (443, 8443)],
+                    memory_bytes: Some(104_857_600),
+                    health: Health::Healthy,
+                    published: true,
+                },
+                AppView {
+                    name: "db".into(),
+                    template: "postgres".into(),
+                    state: "STOPPED".into(),
+                    ips: Vec::new(),
+                    ports: Vec::new(),
+                    memory_bytes: None,
+                    health: Health::Unknown,
+                    published: false,
+                },
+            ]),
+        ),
+    ]
+}
+
+const REQUESTS: &[(&str, &str)] = &[
+    ("info", "820080"),
+    ("members", "820180"),
+    ("services", "820280"),
+    (
+        "publish",
+        "82038184646874747018506477696b6982826470617468612f8261766132",
+    ),
+    ("unpublish", "8204826373736816"),
+    ("search_any", "820582f6820180"),
+    ("search_type", "8205826468747470820080"),
+    ("rtt", "820681626e39"),
+    ("event", "820782666465706c6f79840001181818ff"),
+    (
+        "query",
+        "8208818566757074696d65810782626e31626e32818264726f6c6564656467651905dc",
+    ),
+    (
+        "join",
+        "820981826d31302e302e302e313a373934366e5b666430303a3a315d3a37393436",
+    ),
+    ("leave", "820a80"),
+    ("keys_generate", "820b81820080"),
+    ("keys_install", "820b818201816461325635"),
+    ("keys_use", "820b818202816461325635"),
+    ("keys_remove", "820b81820381646232786b"),
+    ("keys_list", "820b81820480"),
+    ("monitor", "820c80"),
+    ("service_list", "820d80"),
+    ("service_status", "820e8163776562"),
+    ("service_control", "820f8263776562820280"),
+    ("service_logs", "821082637765621a000186a0"),
+    ("app_templates", "821180"),
+    ("app_list", "821280"),
+    ("app_install", "821382696e657874636c6f756460"),
+    ("app_control", "82148265636c6f7564820580"),
+    ("app_status", "82158165636c6f7564"),
+];
+
+const RESPONSES: &[(&str, &str)] = &[
+    ("ok", "820080"),
+    ("error", "8201816c6e6f2073756368206e6f6465"),
+    ("info", "82028192626e31666772616369616c7475727269732d6f6d6e69617761726d5f636f727465782d61395f76667076332d64313665302e312e306d31302e302e302e313a373934361a000151801a001000001a00080000182a090a02f5011b000000012a05f20019083403"),
+    ("info_default", "8202819260606060606000000000000000f400000000"),
+    ("members", "8203818188626e316d31302e302e302e313a373934368201806667726163696119012c1a0001117005828265626f61726464727069348264726f6c656465646765"),
+    ("members_no_rtt", "8203818188626e316d31302e302e302e313a373934368203806667726163696119012cf60580"),
+    ("services", "820481828b64687474706477696b69626e326831302e302e302e32191f906667726163696181826470617468612f820180f618fa184d8b64687474706477696b69626e326831302e302e302e32191f9066677261636961808200801904d218fa184d"),
+    ("services_empty", "82048180"),
+    ("rtt_known", "820582626e321905dc"),
+    ("rtt_unknown", "820581626e32"),
+    ("query_responses", "8206818182626e338518751870182018331864"),
+    ("keys", "8207818282686162313263643334f5826465663536f4"),
+    ("key", "820881686332566a636d5630"),
+    ("change_member", "82098182008188626e316d31302e302e302e313a373934368201806667726163696119012c1a0001117005828265626f61726464727069348264726f6c656465646765"),
+    ("change_service_up", "8209818201818b64687474706477696b69626e326831302e302e302e32191f906667726163696181826470617468612f820180f618fa184d"),
+    ("change_service_down", "8209818202818b64687474706477696b69626e326831302e302e302e32191f906667726163696181826470617468612f820180f618fa184d"),
+    ("change_event", "820981820384626e34666465706c6f7982010211"),
+    ("instances", "820a818289637765626772756e6e696e6719109282008002f5190e1081696c697374656e696e6767736572766963658965636c6f7564666661696c6564f682028000f4f68063617070"),
+    ("logs", "820b8182686c696e65206f6e65686c696e652074776f"),
+    ("templates", "820c818186696e657874636c6f75646566696c6573623238826761617263683634667838365f3634f5f4"),
+    ("apps", "820d81828865636c6f7564696e657874636c6f75646752554e4e494e47816831302e302e332e3582821850191f90821901bb1920fb1a06400000820080f58862646268706f7374677265736753544f505045448080f6820280f4"),
+];
+
+fn encode<T: minicbor::Encode<()>>(v: &T) -> Vec<u8> {
+    minicbor::to_vec(v).expect("encoding into a Vec cannot fail")
+}
+
+/// Prints the table for a new variant: `cargo test -p nuvol-control --test wire
+/// -- --ignored --nocapture print_golden`. Paste only lines for new entries;
+/// existing lines never change.
+#[test]
+#[ignore]
+fn print_golden() {
+    for (name, v) in requests() {
+        println!("    (\"{name}\", \"{}\"),", hex(&encode(&v)));
+    }
+    println!();
+    for (name, v) in responses() {
+        println!("    (\"{name}\", \"{}\"),", hex(&encode(&v)));
+    }
+}
+
+fn check_table<T>(values: Vec<(&'static str, T)>, golden: &[(&str, &str)])
+where
+    T: minicbor::Encode<()> + for<'b> minicbor::Decode<'b, ()>,
+{
+    assert_eq!(values.len(), golden.len(), "one golden vector per sample");
+    for ((name, v), (gname, ghex)) in values.iter().zip(golden) {
+        assert_eq!(name, gname, "samples and vectors in the same order");
+        let bytes = encode(v);
+        assert_eq!(hex(&bytes), *ghex, "{name}: encoding changed");
+        let back: T = minicbor::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(hex(&encode(&back)), *ghex, "{name}: decode lost data");
+    }
+}
+
+#[test]
+fn every_request_encodes_to_its_golden_bytes_and_back() {
+    check_table(requests(), REQUESTS);
+}
+
+#[test]
+fn every_response_and_view_encodes_to_its_golden_bytes_and_back() {
+    check_table(responses(), RESPONSES);
+}
+
+#[test]
+fn unit_enums_encode_as_index_and_empty_array() {
+    let actions = [
+        Action::Start,
+        Action::Stop,
+        Action::Restart,
+        Action::Publish,
+        Action::Unpublish,
+        Action::Uninstall,
+        Action::Reload,
+    ];
+    for (i, a) in actions.into_iter().enumerate() {
+        assert_eq!(hex(&encode(&a)), format!("82{i:02x}80"), "{a:?}");
+        assert_eq!(minicbor::decode::<Action>(&encode(&a)).unwrap(), a);
+    }
+    for (i, s) in [Scope::Microcloud, Scope::Global].into_iter().enumerate() {
+        assert_eq!(hex(&encode(&s)), format!("82{i:02x}80"), "{s:?}");
+        assert_eq!(minicbor::decode::<Scope>(&encode(&s)).unwrap(), s);
+    }
+    let healths = [Health::Healthy, Health::Unhealthy, Health::Unknown];
+    for (i, h) in healths.into_iter().enumerate() {
+        assert_eq!(hex(&encode(&h)), format!("82{i:02x}80"), "{h:?}");
+        assert_eq!(minicbor::decode::<Health>(&encode(&h)).unwrap(), h);
+    }
+    let states = [
+        MemberState::Alive,
+        MemberState::Suspect,
+        MemberState::Failed,
+        MemberState::Left,
+    ];
+    for (i, m) in states.into_iter().enumerate() {
+        assert_eq!(hex(&encode(&m)), format!("82{i:02x}80"), "{m:?}");
+        assert_eq!(minicbor::decode::<MemberState>(&encode(&m)).unwrap(), m);
+    }
+}
+
+fn request(hexed: &str) -> Result<Request, minicbor::decode::Error> {
+    minicbor::decode(&unhex(hexed))
+}
+
+fn response(hexed: &str) -> Result<Response, minicbor::decode::Error> {
+    minicbor::decode(&unhex(hexed))
+}
+
+#[test]
+fn indefinite_arrays_decode_like_definite_ones() {
+    // Unpublish { "ssh", 22 } with its fields in an indefinite array.
+    match request("8204 9f 63737368 16 ff").unwrap() {
+        Request::Unpublish { service_type, port } => {
+            assert_eq!((service_type.as_str(), port), ("ssh", 22))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Join with an indefinite list of addresses.
+    match request("8209819f626e31626e32ff").unwrap() {
+        Request::Join { addrs } => assert_eq!(addrs, ["n1", "n2"]),
+        other => panic!("unexpected {other:?}"),
+    }
+    // A view inside an indefinite list, its own fields indefinite too.
+    match response("8207 81 9f 9f 626162 f5 ff 9f 626364 f4 ff ff").unwrap() {
+        Response::Keys(k) => {
+            assert_eq!(k.len(), 2);
+            assert_eq!((k[0].fingerprint.as_str(), k[0].primary), ("ab", true));
+            assert_eq!((k[1].fingerprint.as_str(), k[1].primary), ("cd", false));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn fields_a_newer_peer_adds_are_skipped() {
+    // Unpublish with a third field {"x": [1, 2]} this version does not know.
+    match request("8204 83 63737368 16 a1 6178 820102").unwrap() {
+        Request::Unpublish { service_type, port } => {
+            assert_eq!((service_type.as_str(), port), ("ssh", 22))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // A key view with a third field, in an indefinite array.
+    match response("820781819f626162f5f6ff").unwrap() {
+        Response::Keys(k) => assert!(k[0].primary),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn missing_optional_fields_decode_as_none() {
+    match response("820581626e32").unwrap() {
+        Response::Rtt { node, rtt_us } => assert_eq!((node.as_str(), rtt_us), ("n2", None)),
+        other => panic!("unexpected {other:?}"),
+    }
+    match request("820582f6820180").unwrap() {
+        Request::Search {
+            service_type,
+            scope,
+        } => assert_eq!((service_type, scope), (None, Scope::Global)),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn missing_or_null_required_fields_are_errors() {
+    // Unpublish without its port.
+    assert!(request("8204 81 63737368").is_err());
+    // Search with only its optional type: the scope is required.
+    assert!(request("820581f6").is_err());
+    // Unpublish with null for its port.
+    assert!(request("82048263737368f6").is_err());
+    // A struct variant with no fields at all.
+    assert!(request("820680").is_err());
+    // Error without its message.
+    assert!(response("820180").is_err());
+}
+
+#[test]
+fn a_unit_variant_ignores_what_follows_its_index() {
+    for body in ["820080", "8200f6", "82008101", "8200a0"] {
+        assert!(matches!(request(body).unwrap(), Request::Info), "{body}");
+    }
+    assert!(matches!(response("82000a").unwrap(), Response::Ok));
+}
+
+#[test]
+fn an_enum_is_exactly_a_two_element_array() {
+    for body in ["8100", "83008080", "9f0080ff", "00", "a10080"] {
+        assert!(request(body).is_err(), "{body}");
+    }
+}
+
+#[test]
+fn unknown_variants_are_errors() {
+    assert!(request("821680").is_err());
+    assert!(request("822080").is_err());
+    assert!(response("820e80").is_err());
+    // An unknown action inside a known request.
+    assert!(request("820f8263776562820780").is_err());
+}
+
+#[test]
+fn integers_in_wider_encodings_decode_and_overflow_is_an_error() {
+    for port in ["16", "190016", "1a00000016", "1b0000000000000016"] {
+        match request(&format!("82048263737368{port}")).unwrap() {
+            Request::Unpublish { port, .. } => assert_eq!(port, 22),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // 65,536 does not fit a port.
+    assert!(request("820482637373681a00010000").is_err());
+    // Nor does a negative number.
+    assert!(request("8204826373736820").is_err());
+    // A variant index in a wide encoding.
+    assert!(matches!(
+        request("821a0000000180").unwrap(),
+        Request::Members
+    ));
+}
+
+#[test]
+fn wrong_types_are_errors() {
+    // A port given as text, a name given as bytes, a bool given as 1.
+    assert!(request("8204 82 63737368 623232").is_err());
+    assert!(request("8206 81 42 6e39").is_err());
+    assert!(response("8207 81 81 82 626162 01").is_err());
+    // Text that is not UTF-8.
+    assert!(request("82068162ffff").is_err());
+    // An indefinite-length text string (the derive only took definite ones).
+    assert!(request("8206817f626e39ff").is_err());
+}
+
+#[test]
+fn every_truncation_of_every_vector_is_an_error() {
+    for (name, h) in REQUESTS.iter().chain(RESPONSES) {
+        let bytes = unhex(h);
+        for end in 0..bytes.len() {
+            let req = minicbor::decode::<Request>(&bytes[..end]);
+            let resp = minicbor::decode::<Response>(&bytes[..end]);
+            assert!(req.is_err() && resp.is_err(), "{name} cut at {end}");
+        }
+    }
+}
+
+#[test]
+fn any_single_byte_change_decodes_or_errors_without_panicking() {
+    for (_, h) in REQUESTS.iter().chain(RESPONSES) {
+        let bytes = unhex(h);
+        for i in 0..bytes.len() {
+            for flip in [0x01, 0x02, 0x08, 0x10, 0x1f, 0x20, 0x40, 0x80, 0xff] {
+                let mut m = bytes.clone();
+                m[i] ^= flip;
+                let _ = minicbor::decode::<Request>(&m);
+                let _ = minicbor::decode::<Response>(&m);
+            }
+        }
+    }
+}
