@@ -2,11 +2,15 @@
 //!
 //! An old CLI or CGI talks to a new agent (and the other way round) while opkg
 //! upgrades the package, so the CBOR of every request, response and view must
-//! never change. The golden vectors below were produced by the first
-//! implementation (minicbor's derive) and every later codec must reproduce
-//! them exactly, and decode everything that implementation decoded.
+//! never change. The golden vectors (`vectors/`) were produced by the first
+//! implementation (minicbor's derive); every later codec must reproduce them
+//! exactly and decode what that implementation decoded, which these tests
+//! check case by case and `derive_oracle.rs` checks against the derive itself.
+
+mod vectors;
 
 use nuvol_control::*;
+use vectors::{REQUESTS, RESPONSES};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -356,76 +360,13 @@ fn responses() -> Vec<(&'static str, Response)> {
     ]
 }
 
-const REQUESTS: &[(&str, &str)] = &[
-    ("info", "820080"),
-    ("members", "820180"),
-    ("services", "820280"),
-    (
-        "publish",
-        "82038184646874747018506477696b6982826470617468612f8261766132",
-    ),
-    ("unpublish", "8204826373736816"),
-    ("search_any", "820582f6820180"),
-    ("search_type", "8205826468747470820080"),
-    ("rtt", "820681626e39"),
-    ("event", "820782666465706c6f79840001181818ff"),
-    (
-        "query",
-        "8208818566757074696d65810782626e31626e32818264726f6c6564656467651905dc",
-    ),
-    (
-        "join",
-        "820981826d31302e302e302e313a373934366e5b666430303a3a315d3a37393436",
-    ),
-    ("leave", "820a80"),
-    ("keys_generate", "820b81820080"),
-    ("keys_install", "820b818201816461325635"),
-    ("keys_use", "820b818202816461325635"),
-    ("keys_remove", "820b81820381646232786b"),
-    ("keys_list", "820b81820480"),
-    ("monitor", "820c80"),
-    ("service_list", "820d80"),
-    ("service_status", "820e8163776562"),
-    ("service_control", "820f8263776562820280"),
-    ("service_logs", "821082637765621a000186a0"),
-    ("app_templates", "821180"),
-    ("app_list", "821280"),
-    ("app_install", "821382696e657874636c6f756460"),
-    ("app_control", "82148265636c6f7564820580"),
-    ("app_status", "82158165636c6f7564"),
-];
-
-const RESPONSES: &[(&str, &str)] = &[
-    ("ok", "820080"),
-    ("error", "8201816c6e6f2073756368206e6f6465"),
-    ("info", "82028192626e31666772616369616c7475727269732d6f6d6e69617761726d5f636f727465782d61395f76667076332d64313665302e312e306d31302e302e302e313a373934361a000151801a001000001a00080000182a090a02f5011b000000012a05f20019083403"),
-    ("info_default", "8202819260606060606000000000000000f400000000"),
-    ("members", "8203818188626e316d31302e302e302e313a373934368201806667726163696119012c1a0001117005828265626f61726464727069348264726f6c656465646765"),
-    ("members_no_rtt", "8203818188626e316d31302e302e302e313a373934368203806667726163696119012cf60580"),
-    ("services", "820481828b64687474706477696b69626e326831302e302e302e32191f906667726163696181826470617468612f820180f618fa184d8b64687474706477696b69626e326831302e302e302e32191f9066677261636961808200801904d218fa184d"),
-    ("services_empty", "82048180"),
-    ("rtt_known", "820582626e321905dc"),
-    ("rtt_unknown", "820581626e32"),
-    ("query_responses", "8206818182626e338518751870182018331864"),
-    ("keys", "8207818282686162313263643334f5826465663536f4"),
-    ("key", "820881686332566a636d5630"),
-    ("change_member", "82098182008188626e316d31302e302e302e313a373934368201806667726163696119012c1a0001117005828265626f61726464727069348264726f6c656465646765"),
-    ("change_service_up", "8209818201818b64687474706477696b69626e326831302e302e302e32191f906667726163696181826470617468612f820180f618fa184d"),
-    ("change_service_down", "8209818202818b64687474706477696b69626e326831302e302e302e32191f906667726163696181826470617468612f820180f618fa184d"),
-    ("change_event", "820981820384626e34666465706c6f7982010211"),
-    ("instances", "820a818289637765626772756e6e696e6719109282008002f5190e1081696c697374656e696e6767736572766963658965636c6f7564666661696c6564f682028000f4f68063617070"),
-    ("logs", "820b8182686c696e65206f6e65686c696e652074776f"),
-    ("templates", "820c818186696e657874636c6f75646566696c6573623238826761617263683634667838365f3634f5f4"),
-    ("apps", "820d81828865636c6f7564696e657874636c6f75646752554e4e494e47816831302e302e332e3582821850191f90821901bb1920fb1a06400000820080f58862646268706f7374677265736753544f505045448080f6820280f4"),
-];
-
 fn encode<T: minicbor::Encode<()>>(v: &T) -> Vec<u8> {
     minicbor::to_vec(v).expect("encoding into a Vec cannot fail")
 }
 
-/// Prints the table for a new variant: `cargo test -p nuvol-control --test wire
-/// -- --ignored --nocapture print_golden`. Paste only lines for new entries;
-/// existing lines never change.
+/// Prints the vectors of the samples: `cargo test -p nuvol-control --test wire
+/// -- --ignored --nocapture print_golden`. Append only the lines of new
+/// samples to `vectors/`; existing lines never change.
 #[test]
 #[ignore]
 fn print_golden() {
