@@ -308,19 +308,32 @@ impl ToJson for TemplateView {
     }
 }
 
+/// An app's port map: `[{"container":80,"published":8080}, …]`.
+struct Ports<'a>(&'a [(u16, u16)]);
+
+impl ToJson for Ports<'_> {
+    fn write_json(&self, out: &mut String) {
+        out.push('[');
+        for (i, &(container, published)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let mut o = Object::new(out);
+            o.num("container", container).num("published", published);
+            o.end();
+        }
+        out.push(']');
+    }
+}
+
 impl ToJson for AppView {
     fn write_json(&self, out: &mut String) {
         let mut o = Object::new(out);
-        let ports: Vec<String> = self
-            .ports
-            .iter()
-            .map(|(c, p)| format!("{{\"container\":{c},\"published\":{p}}}"))
-            .collect();
         o.str("name", &self.name)
             .str("template", &self.template)
             .str("state", &self.state)
             .strs("ips", &self.ips)
-            .raw("ports", &format!("[{}]", ports.join(",")))
+            .value("ports", &Ports(&self.ports))
             .opt_num("memory_bytes", self.memory_bytes)
             .str("health", self.health.as_str())
             .bool("published", self.published);
@@ -393,6 +406,29 @@ mod tests {
             write_u64(&mut out, v);
             assert_eq!(out, v.to_string());
         }
+    }
+
+    #[test]
+    fn app_view_prints_ports_as_objects() {
+        let a = AppView {
+            name: "cloud".into(),
+            template: "nextcloud".into(),
+            state: "RUNNING".into(),
+            ips: vec!["10.0.3.5".into()],
+            ports: vec![(80, 8080), (443, 8443)],
+            memory_bytes: None,
+            health: Health::Healthy,
+            published: true,
+        };
+        assert_eq!(
+            a.to_json(),
+            r#"{"name":"cloud","template":"nextcloud","state":"RUNNING","ips":["10.0.3.5"],"ports":[{"container":80,"published":8080},{"container":443,"published":8443}],"memory_bytes":null,"health":"healthy","published":true}"#
+        );
+        let no_ports = AppView {
+            ports: Vec::new(),
+            ..a
+        };
+        assert!(no_ports.to_json().contains(r#""ports":[],"#));
     }
 
     #[test]
