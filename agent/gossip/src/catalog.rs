@@ -11,44 +11,31 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use minicbor::{Decode, Encode};
 
 use crate::time::Instant;
 use crate::wire::CatalogEntry;
 
 /// Health of a published service, as its owner's checks see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
-#[cbor(index_only)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
-    #[n(0)]
-    Healthy,
-    #[n(1)]
-    Unhealthy,
+    Healthy = 0,
+    Unhealthy = 1,
     /// No health check configured.
-    #[n(2)]
-    Unknown,
+    Unknown = 2,
 }
 
-/// One announced service (Cloudy's avahi-ps fields).
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+/// One announced service (Cloudy's avahi-ps fields), in wire order.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceRecord {
-    #[n(0)]
     pub service_type: String,
-    #[n(1)]
     pub description: String,
     /// Host name of the publishing node.
-    #[n(2)]
     pub host: String,
-    #[n(3)]
     pub ip: String,
-    #[n(4)]
     pub port: u16,
-    #[n(5)]
     pub microcloud: String,
     /// `key=value` pairs, in the owner's order.
-    #[n(6)]
     pub txt: Vec<(String, String)>,
-    #[n(7)]
     pub health: Health,
 }
 

@@ -13,7 +13,6 @@
 //! ```
 
 use alloc::vec::Vec;
-use minicbor::{Decode, Encode};
 
 use crate::rng::{sqrt, Rng};
 
@@ -37,13 +36,10 @@ pub struct Coordinate {
 }
 
 /// A coordinate as it travels on the wire (f32 keeps acks small).
-#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WireCoordinate {
-    #[n(0)]
     pub vec: Vec<f32>,
-    #[n(1)]
     pub error: f32,
-    #[n(2)]
     pub height: f32,
 }
 
