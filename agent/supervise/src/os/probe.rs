@@ -1,14 +1,13 @@
 //! Health probes run off the supervisor loop: each probe is one short-lived
 //! thread with a small stack, bounded by the probe timeout, that reports its
-//! verdict through a channel and wakes the loop. A probe that outlives its
-//! timeout has already been counted as failed by the policy; its late answer
-//! carries a stale token and is ignored.
+//! verdict on the loop's command channel and wakes the loop. A probe that
+//! outlives its timeout has already been counted as failed by the policy; its
+//! late answer carries a stale token and is ignored.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::Sender;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,28 +22,25 @@ pub struct Verdict {
     pub healthy: bool,
 }
 
-/// Starts `probe` in its own thread; `done` is called when it ends, after the
-/// verdict is sent.
+/// Starts `probe` in its own thread; `report` gets the verdict when it ends.
 pub fn start(
     instance: String,
     token: Token,
     probe: Probe,
     timeout: Duration,
     account: Option<Account>,
-    results: Sender<Verdict>,
-    done: impl FnOnce() + Send + 'static,
+    report: impl FnOnce(Verdict) + Send + 'static,
 ) -> std::io::Result<()> {
     thread::Builder::new()
         .name("nuvol-probe".into())
         .stack_size(64 * 1024)
         .spawn(move || {
             let healthy = run_as(&probe, timeout, account.as_ref());
-            let _ = results.send(Verdict {
+            report(Verdict {
                 instance,
                 token,
                 healthy,
             });
-            done();
         })
         .map(|_| ())
 }

@@ -109,8 +109,10 @@ enum Command {
     },
     Apply {
         defs: Vec<ServiceDef>,
-        reply: SyncSender<()>,
+        reply: SyncSender<Result<(), Error>>,
     },
+    /// A health probe's verdict, from its thread.
+    Verdict(Verdict),
     Shutdown {
         stop: bool,
         keep: Box<dyn Fn(&str) -> bool + Send>,
@@ -141,7 +143,6 @@ impl Supervisor {
         let (wake_read, wake_write) = super::nonblocking_pipe()?;
         let wake = Arc::new(wake_write);
         let (tx, rx) = mpsc::channel();
-        let (probe_tx, probe_rx) = mpsc::channel();
         let sigchld = sigchld::register()?;
         let cgroups = if options.cgroups {
             match Hierarchy::detect() {
@@ -159,8 +160,7 @@ impl Supervisor {
             origin: Instant::now(),
             slots: Vec::new(),
             commands: rx,
-            probe_tx,
-            probes: probe_rx,
+            verdicts: tx.clone(),
             wake_read,
             wake: wake.clone(),
             sigchld,
@@ -275,7 +275,7 @@ impl Supervisor {
     pub fn apply(&self, defs: Vec<ServiceDef>) -> Result<(), Error> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(Command::Apply { defs, reply })?;
-        answer.recv().map_err(|_| Error::Gone)
+        answer.recv().map_err(|_| Error::Gone)?
     }
 
     /// Stops every instance (SIGTERM, SIGKILL after each `term_timeout`),
@@ -373,8 +373,9 @@ struct Loop {
     origin: Instant,
     slots: Vec<Slot>,
     commands: Receiver<Command>,
-    probe_tx: Sender<Verdict>,
-    probes: Receiver<Verdict>,
+    /// Where probe threads send their verdicts: the command channel, so one
+    /// channel (and one wake-up pipe) carries everything the loop is told.
+    verdicts: Sender<Command>,
     wake_read: OwnedFd,
     wake: Arc<OwnedFd>,
     sigchld: sigchld::Registration,
@@ -433,7 +434,6 @@ impl Loop {
                     Source::Wake => {
                         drain(fd.fd);
                         self.commands();
-                        self.verdicts();
                     }
                     Source::Child => {
                         drain(fd.fd);
@@ -568,7 +568,18 @@ impl Loop {
                 }
                 Command::Apply { defs, reply } => {
                     self.apply(defs, false);
-                    let _ = reply.send(());
+                    let _ = reply.send(Ok(()));
+                }
+                Command::Verdict(v) => {
+                    if let Some(i) = self.find(&v.instance) {
+                        self.feed(
+                            i,
+                            Event::HealthResult {
+                                token: v.token,
+                                healthy: v.healthy,
+                            },
+                        );
+                    }
                 }
                 Command::Shutdown { stop, keep } => {
                     self.exiting = Some(stop);
@@ -802,18 +813,13 @@ impl Loop {
                     };
                     let wake = self.wake.clone();
                     let busy = slot.probe_busy.clone();
-                    let started = probe::start(
-                        name.clone(),
-                        token,
-                        p,
-                        timeout,
-                        account,
-                        self.probe_tx.clone(),
-                        move || {
+                    let verdicts = self.verdicts.clone();
+                    let started =
+                        probe::start(name.clone(), token, p, timeout, account, move |verdict| {
+                            let _ = verdicts.send(Command::Verdict(verdict));
                             busy.store(false, Ordering::Release);
                             poke(&wake);
-                        },
-                    );
+                        });
                     if let Err(e) = started {
                         self.slots[i].probe_busy.store(false, Ordering::Release);
                         // Counted as failed when its timeout passes.
@@ -1000,20 +1006,6 @@ impl Loop {
                 }
                 ring.push(line);
             });
-        }
-    }
-
-    fn verdicts(&mut self) {
-        while let Ok(v) = self.probes.try_recv() {
-            if let Some(i) = self.find(&v.instance) {
-                self.feed(
-                    i,
-                    Event::HealthResult {
-                        token: v.token,
-                        healthy: v.healthy,
-                    },
-                );
-            }
         }
     }
 
