@@ -48,6 +48,10 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_DATAGRAM: usize = 65_536;
 /// Changes buffered per monitor; a monitor that falls this far behind is dropped.
 const MONITOR_BACKLOG: usize = 1024;
+/// Bytes of a datagram a query answer's envelope (sealing, header, query id,
+/// this node's name) may take; the federation answer gets the rest.
+#[cfg(feature = "heavy")]
+const ANSWER_OVERHEAD: usize = 160;
 
 /// Handler scripts to run for one event: kind, user event / query name,
 /// extra `SERF_*` variables, stdin.
@@ -74,6 +78,8 @@ impl HandlerCall {
 struct PendingQuery {
     answers: Vec<QueryAnswer>,
     done: Sender<()>,
+    /// Done early once this many answers arrived (0: wait for the timeout).
+    expect: usize,
 }
 
 /// Everything the tasks share; borrowed, never held across an await.
@@ -95,6 +101,9 @@ pub struct State {
     exit: Option<i32>,
     leaving: bool,
     pub services: services::Services,
+    /// The federation pool, on a super node.
+    #[cfg(feature = "heavy")]
+    pub fed: Option<Rc<crate::fedpool::Pool>>,
 }
 
 /// The agent's executor. Every spawned future is boxed first, so all tasks
@@ -155,7 +164,7 @@ pub fn run(args: Vec<String>) -> i32 {
     }
 }
 
-type StartError = (i32, String);
+pub type StartError = (i32, String);
 
 fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
     let dir = StateDir::open(&cfg.state_dir).map_err(|e| {
@@ -229,6 +238,8 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
             exit: None,
             leaving: false,
             services,
+            #[cfg(feature = "heavy")]
+            fed: None,
         }),
         udp,
         wake: wake_tx,
@@ -263,6 +274,14 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
     }
     if let Some(addr) = ctx.st.borrow().cfg.http {
         start_page(&ctx.st.borrow().cfg, addr);
+    }
+    #[cfg(feature = "heavy")]
+    {
+        let fed = ctx.st.borrow().cfg.federation.clone();
+        if let Some(f) = fed {
+            let pool = crate::fedpool::start(&ctx, &f)?;
+            ctx.st.borrow_mut().fed = Some(pool);
+        }
     }
 
     ex.spawn(udp_loop(ctx.clone())).detach();
@@ -390,7 +409,6 @@ impl Ctx {
 
     /// Starts a query for a control client; the receiver closes when it is done.
     pub fn start_query(self: &Rc<Self>, spec: QuerySpec) -> Result<(u64, Receiver<()>), String> {
-        let now = self.now();
         let params = g::QueryParams {
             name: spec.name,
             payload: spec.payload,
@@ -398,6 +416,44 @@ impl Ctx {
             tags: spec.tags,
             timeout: Duration::from_millis(u64::from(spec.timeout_ms.max(100))),
         };
+        self.begin_query(params, 0)
+    }
+
+    /// Asks the live super nodes of this microcloud (this node too, if it
+    /// is one) for foreign services; `None` when there are none. Done as
+    /// soon as each has answered.
+    pub fn start_federated_search(
+        self: &Rc<Self>,
+        service_type: Option<String>,
+    ) -> Option<(u64, Receiver<()>)> {
+        use crate::federation::{encode, Search, QUERY, QUERY_TIMEOUT_MS, SUPER_TAG};
+        let supers = self
+            .st
+            .borrow()
+            .node
+            .members()
+            .filter(|m| matches!(m.state, g::MemberState::Alive | g::MemberState::Suspect))
+            .filter(|m| m.tag(SUPER_TAG.0) == Some(SUPER_TAG.1))
+            .count();
+        if supers == 0 {
+            return None;
+        }
+        let params = g::QueryParams {
+            name: QUERY.into(),
+            payload: encode(&Search { service_type }),
+            nodes: Vec::new(),
+            tags: vec![(SUPER_TAG.0.into(), SUPER_TAG.1.into())],
+            timeout: Duration::from_millis(QUERY_TIMEOUT_MS),
+        };
+        self.begin_query(params, supers).ok()
+    }
+
+    fn begin_query(
+        self: &Rc<Self>,
+        params: g::QueryParams,
+        expect: usize,
+    ) -> Result<(u64, Receiver<()>), String> {
+        let now = self.now();
         let id = {
             let mut st = self.st.borrow_mut();
             let id = st.node.query(now, params).map_err(|e| e.to_string())?;
@@ -407,6 +463,7 @@ impl Ctx {
                 PendingQuery {
                     answers: Vec::new(),
                     done: tx,
+                    expect,
                 },
             ));
             (id.0, rx)
@@ -529,6 +586,19 @@ impl Ctx {
                     name,
                     payload,
                 } => {
+                    if name == crate::federation::QUERY {
+                        // Only super nodes are asked; a plain node that
+                        // matched a forged tag filter stays silent.
+                        #[cfg(feature = "heavy")]
+                        if let Some(pool) = st.fed.clone() {
+                            let budget = st.cfg.gossip.mtu.saturating_sub(ANSWER_OVERHEAD);
+                            let answer = pool.answer(&payload, budget);
+                            if let Err(e) = st.node.respond(now, id, &answer) {
+                                log::warn(&format!("federation answer not sent: {e}"));
+                            }
+                        }
+                        return;
+                    }
                     let matching: Vec<String> = st
                         .cfg
                         .handlers
@@ -561,6 +631,9 @@ impl Ctx {
                             node: from,
                             payload,
                         });
+                        if q.expect > 0 && q.answers.len() >= q.expect {
+                            let _ = q.done.try_send(());
+                        }
                     }
                 }
                 g::Event::QueryDone { id } => {
@@ -638,6 +711,10 @@ impl Ctx {
             st.leaving = true;
             let now = self.now();
             st.node.leave(now);
+            #[cfg(feature = "heavy")]
+            if let Some(pool) = &st.fed {
+                pool.leave(now);
+            }
             // Long enough for a few gossip rounds to carry the leave.
             (st.cfg.gossip.gossip_interval * 5)
                 .clamp(Duration::from_millis(500), Duration::from_secs(3))
@@ -775,17 +852,27 @@ pub fn tags(cfg: &AgentConfig, meta: &Metadata) -> Vec<(String, String)> {
         ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
     ];
     t.extend(meta.tags());
+    #[cfg(feature = "heavy")]
+    if cfg.federation.is_some() {
+        let (k, v) = crate::federation::SUPER_TAG;
+        t.push((k.to_string(), v.to_string()));
+    }
     t
 }
 
 /// The address peers should use: `advertise`, else the bind address, else
 /// (bound to 0.0.0.0) the first up, non-loopback IPv4 address.
 fn advertise_addr(cfg: &AgentConfig) -> SocketAddr {
-    if let Some(a) = cfg.advertise {
+    advertise_for(cfg.advertise, cfg.bind)
+}
+
+/// [`advertise_addr`] for any socket: the federation pool has its own.
+pub fn advertise_for(advertise: Option<SocketAddr>, bind: SocketAddr) -> SocketAddr {
+    if let Some(a) = advertise {
         return a;
     }
-    if !cfg.bind.ip().is_unspecified() {
-        return cfg.bind;
+    if !bind.ip().is_unspecified() {
+        return bind;
     }
     use nix::net::if_::InterfaceFlags as F;
     if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
@@ -794,11 +881,11 @@ fn advertise_addr(cfg: &AgentConfig) -> SocketAddr {
                 continue;
             }
             if let Some(sin) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
-                return SocketAddr::from((sin.ip(), cfg.bind.port()));
+                return SocketAddr::from((sin.ip(), bind.port()));
             }
         }
     }
-    SocketAddr::from(([127, 0, 0, 1], cfg.bind.port()))
+    SocketAddr::from(([127, 0, 0, 1], bind.port()))
 }
 
 /// The keyring: the state dir's (keys installed at runtime) when it has

@@ -33,7 +33,19 @@
 //!     option primary '1'
 //! config gossip                        # protocol overrides of the profile
 //!     option probe_interval_ms '2000'  # any nuvol_gossip::Config::set key
+//! config federation                    # super node (builds with `heavy` only)
+//!     option enabled '1'
+//!     option name 'sants/router-1'     # name in the pool; default MICROCLOUD/NAME
+//!     option bind '0.0.0.0:7948'       # the pool's own UDP+TCP port
+//!     option advertise '10.1.2.3:7948'
+//!     list seed 'super.example.net:7948' # other super nodes
+//!     option key 'base64 32-byte key'  # the pool's key (or option keyfile PATH)
+//!     option max_summary '256'         # records published in the pool, at most
+//!     list gossip 'probe_interval_ms=5000' # overrides of the pool's WAN profile
 //! ```
+//!
+//! A build without the `heavy` feature warns once about a `federation`
+//! section and otherwise ignores it, so one config file serves every board.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -48,6 +60,14 @@ pub const DEFAULT_STATE: &str = "/etc/nuvol";
 pub const DEFAULT_SERVICES_DIR: &str = "/etc/nuvol/services.d";
 pub const DEFAULT_PORT: u16 = 7946;
 pub const DEFAULT_BEACON_PORT: u16 = 7947;
+/// The federation pool's port on a super node.
+#[cfg(feature = "heavy")]
+pub const DEFAULT_FEDERATION_PORT: u16 = 7948;
+/// Records a super node publishes in the pool, by default and at most.
+#[cfg(feature = "heavy")]
+pub const DEFAULT_MAX_SUMMARY: usize = 256;
+#[cfg(feature = "heavy")]
+pub const MAX_MAX_SUMMARY: usize = 4096;
 /// Longest node or microcloud name: fits a table column and a UDP packet.
 pub const MAX_NAME: usize = 63;
 
@@ -193,6 +213,26 @@ pub struct AgentConfig {
     pub file: Option<PathBuf>,
     /// The whole parsed file, for the supervisor, the LXC driver and the page.
     pub uci: nuvol_uci::Config,
+    /// `config federation` with `enabled 1`: this node is a super node.
+    #[cfg(feature = "heavy")]
+    pub federation: Option<FedConfig>,
+}
+
+/// A super node's second gossip node: the federation pool.
+#[cfg(feature = "heavy")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FedConfig {
+    /// Name in the pool (unique across microclouds); `None`: MICROCLOUD/NAME.
+    pub name: Option<String>,
+    pub bind: SocketAddr,
+    pub advertise: Option<SocketAddr>,
+    /// Other super nodes, `HOST:PORT`, resolved when joining.
+    pub seeds: Vec<String>,
+    /// The pool's key; `None` is plaintext (with a warning).
+    pub key: Option<[u8; 32]>,
+    pub max_summary: usize,
+    /// The WAN profile with the section's `gossip` overrides.
+    pub gossip: nuvol_gossip::Config,
 }
 
 /// A bad configuration value, located for the owner.
@@ -323,6 +363,8 @@ fn defaults() -> AgentConfig {
         gossip_overrides: Vec::new(),
         file: None,
         uci: nuvol_uci::Config::default(),
+        #[cfg(feature = "heavy")]
+        federation: None,
     }
 }
 
@@ -449,8 +491,122 @@ fn apply_file(cfg: &mut AgentConfig, path: &Path, text: &str) -> Result<(), Conf
                 .push((opt.name.clone(), value.to_string()));
         }
     }
+    for section in uci.sections_of("federation") {
+        #[cfg(not(feature = "heavy"))]
+        crate::log::warn(&format!(
+            "{origin}:{}: this build has no federation support; the federation section is ignored \
+             (super nodes need a build with the heavy feature)",
+            section.line
+        ));
+        #[cfg(feature = "heavy")]
+        {
+            if cfg.federation.is_some() {
+                return Err(ConfigError {
+                    origin: origin.clone(),
+                    line: Some(section.line),
+                    option: String::new(),
+                    message: "only one federation section may be enabled".into(),
+                });
+            }
+            cfg.federation = parse_federation(&origin, section)?;
+        }
+    }
     cfg.uci = uci;
     Ok(())
+}
+
+/// One `config federation` section; `None` when `enabled` is 0.
+#[cfg(feature = "heavy")]
+fn parse_federation(
+    origin: &str,
+    section: &nuvol_uci::Section,
+) -> Result<Option<FedConfig>, ConfigError> {
+    let mut f = FedConfig {
+        name: None,
+        bind: SocketAddr::from(([0, 0, 0, 0], DEFAULT_FEDERATION_PORT)),
+        advertise: None,
+        seeds: Vec::new(),
+        key: None,
+        max_summary: DEFAULT_MAX_SUMMARY,
+        gossip: nuvol_gossip::Config::wan(),
+    };
+    let mut enabled = true;
+    for opt in &section.options {
+        let err = |message: String| ConfigError {
+            origin: origin.to_string(),
+            line: Some(opt.line),
+            option: opt.name.clone(),
+            message,
+        };
+        let single = || match &opt.value {
+            nuvol_uci::Value::Single(s) => Ok(s.as_str()),
+            nuvol_uci::Value::List(_) => Err(err("expected a single value, not a list".into())),
+        };
+        match opt.name.as_str() {
+            "enabled" => enabled = parse_bool(single()?).map_err(err)?,
+            "name" => f.name = Some(check_pool_name(single()?).map_err(err)?),
+            "bind" => f.bind = parse_addr(single()?).map_err(err)?,
+            "advertise" => f.advertise = Some(parse_addr(single()?).map_err(err)?),
+            "seed" => {
+                for a in opt.value.iter() {
+                    let a = match check_host_port(a) {
+                        // A bare host means the pool's port, not the LAN's.
+                        Ok(_) if !a.contains(':') => format!("{a}:{DEFAULT_FEDERATION_PORT}"),
+                        r => r.map_err(err)?,
+                    };
+                    f.seeds.push(a);
+                }
+            }
+            "key" => f.key = Some(parse_key(single()?).map_err(err)?),
+            "keyfile" => {
+                let path = single()?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| err(format!("cannot read {path}: {e}")))?;
+                f.key = Some(parse_key(&text).map_err(|m| err(format!("{path}: {m}")))?);
+            }
+            "max_summary" => {
+                f.max_summary = match single()?.parse::<usize>() {
+                    Ok(n) if (1..=MAX_MAX_SUMMARY).contains(&n) => n,
+                    _ => {
+                        return Err(err(format!(
+                            "'{}' is not a record count (1-{MAX_MAX_SUMMARY})",
+                            single()?
+                        )))
+                    }
+                }
+            }
+            "gossip" => {
+                for kv in opt.value.iter() {
+                    let (k, v) = kv
+                        .split_once('=')
+                        .ok_or_else(|| err(format!("expected KEY=VALUE, got '{kv}'")))?;
+                    f.gossip
+                        .set(k, v)
+                        .map_err(|e| err(format!("{k}: {e} ('{v}')")))?;
+                }
+            }
+            other => {
+                return Err(err(format!(
+                    "unknown option '{other}' in a federation section"
+                )))
+            }
+        }
+    }
+    Ok(enabled.then_some(f))
+}
+
+/// A pool name: a node name that may also hold the `/` of MICROCLOUD/NAME.
+#[cfg(feature = "heavy")]
+fn check_pool_name(v: &str) -> Result<String, String> {
+    if v.len() > 2 * MAX_NAME + 1 {
+        return Err(format!("'{v}' is longer than {} bytes", 2 * MAX_NAME + 1));
+    }
+    if v.is_empty() || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "'{v}' is empty or contains spaces or control characters"
+        ));
+    }
+    Ok(v.to_string())
 }
 
 fn apply_flags(cfg: &mut AgentConfig, f: &Flags) -> Result<(), ConfigError> {
@@ -726,6 +882,74 @@ mod tests {
             e.to_string(),
             "command line: --profile: 'moon' is not a profile (lan or wan)"
         );
+    }
+
+    #[cfg(not(feature = "heavy"))]
+    #[test]
+    fn a_base_build_accepts_a_federation_section() {
+        // Only a warning (on stderr): the same file serves every board.
+        let cfg = with_file(
+            "config federation\n\toption enabled 1\n\toption bind 'nonsense'\n",
+            Flags::default(),
+        );
+        assert!(cfg.is_ok());
+    }
+
+    #[cfg(feature = "heavy")]
+    #[test]
+    fn federation_section_parses_with_defaults_and_overrides() {
+        let key = nuvol_gossip::Key::from_bytes([9u8; 32]).to_base64();
+        let cfg = with_file(
+            &format!(
+                "config federation\n\toption bind '127.0.0.1:9000'\n\tlist seed 'super.example'\n\
+                 \tlist seed '10.0.0.9:9100'\n\toption key '{key}'\n\toption max_summary 10\n\
+                 \tlist gossip 'probe_interval_ms=700'\n"
+            ),
+            Flags::default(),
+        )
+        .unwrap();
+        let f = cfg.federation.unwrap();
+        assert_eq!(f.bind, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(f.seeds, vec!["super.example:7948", "10.0.0.9:9100"]);
+        assert_eq!(f.key, Some([9; 32]));
+        assert_eq!(f.max_summary, 10);
+        assert_eq!(f.gossip.probe_interval.as_millis(), 700);
+        assert_eq!(
+            f.gossip.probe_timeout,
+            nuvol_gossip::Config::wan().probe_timeout
+        );
+        let off = with_file("config federation\n\toption enabled 0\n", Flags::default()).unwrap();
+        assert!(off.federation.is_none());
+    }
+
+    #[cfg(feature = "heavy")]
+    #[test]
+    fn bad_federation_values_name_file_line_and_option() {
+        for (text, line, option) in [
+            ("config federation\n\toption bind 'x'\n", 2, "bind"),
+            (
+                "config federation\n\n\toption max_summary 0\n",
+                3,
+                "max_summary",
+            ),
+            ("config federation\n\toption key 'AAAA'\n", 2, "key"),
+            ("config federation\n\tlist gossip 'nope=1'\n", 2, "gossip"),
+            (
+                "config federation\n\toption keyfile '/nonexistent/k'\n",
+                2,
+                "keyfile",
+            ),
+            ("config federation\n\toption colour 'red'\n", 2, "colour"),
+        ] {
+            let e = with_file(text, Flags::default()).unwrap_err();
+            assert_eq!((e.line, e.option.as_str()), (Some(line), option), "{text}");
+            assert!(
+                e.to_string().contains(&format!(":{line}: {option}: ")),
+                "{e}"
+            );
+        }
+        let two = "config federation\nconfig federation\n";
+        assert_eq!(with_file(two, Flags::default()).unwrap_err().line, Some(2));
     }
 
     #[test]

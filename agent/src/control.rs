@@ -200,17 +200,7 @@ pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
         Request::Search {
             service_type,
             scope,
-        } => {
-            let st = ctx.st.borrow();
-            let filter = g::SearchFilter {
-                service_type,
-                microcloud: match scope {
-                    Scope::Microcloud => Some(st.cfg.microcloud.clone()),
-                    Scope::Global => None,
-                },
-            };
-            Response::Services(st.node.search(&filter).iter().map(search_view).collect())
-        }
+        } => search(ctx, service_type, scope).await,
         Request::Rtt { node } => {
             let st = ctx.st.borrow();
             if st.node.member(&node).is_none() {
@@ -262,6 +252,43 @@ pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
         | Request::AppControl { .. }
         | Request::AppStatus { .. } => crate::services::dispatch(ctx, req).await,
     }
+}
+
+/// A search: this node's catalog; for the global scope also what the
+/// microcloud's super nodes know of other microclouds (see `federation`).
+async fn search(ctx: &Rc<Ctx>, service_type: Option<String>, scope: Scope) -> Response {
+    use crate::federation::{self, QUERY_TIMEOUT_MS, SUPER_TAG};
+    let global = matches!(scope, Scope::Global);
+    let (local, own) = {
+        let st = ctx.st.borrow();
+        let filter = g::SearchFilter {
+            service_type: service_type.clone(),
+            microcloud: (!global).then(|| st.cfg.microcloud.clone()),
+        };
+        let local: Vec<ServiceView> = st.node.search(&filter).iter().map(search_view).collect();
+        (local, st.cfg.microcloud.clone())
+    };
+    if !global {
+        return Response::Services(local);
+    }
+    let Some((id, done)) = ctx.start_federated_search(service_type) else {
+        return Response::Services(local);
+    };
+    let wait = Duration::from_millis(QUERY_TIMEOUT_MS + 500);
+    let _ = net::timeout(wait, done.recv()).await;
+    let answers = ctx.finish_query(id);
+    let st = ctx.st.borrow();
+    // Only members that are super nodes may answer for other microclouds.
+    let decoded = answers
+        .into_iter()
+        .filter(|a| {
+            st.node
+                .member(&a.node)
+                .is_some_and(|m| m.tag(SUPER_TAG.0) == Some(SUPER_TAG.1))
+        })
+        .filter_map(|a| federation::decode_answer(&a.payload).ok())
+        .collect();
+    Response::Services(federation::merge(local, decoded, &own))
 }
 
 fn info(ctx: &Rc<Ctx>) -> Response {

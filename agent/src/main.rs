@@ -11,6 +11,9 @@ mod beacon;
 mod cli;
 mod config;
 mod control;
+mod federation;
+#[cfg(feature = "heavy")]
+mod fedpool;
 mod handlers;
 mod log;
 mod metadata;
