@@ -4,8 +4,9 @@
 //! of this crate (`tests/wire.rs` pins one vector per variant), because an old
 //! CLI or CGI talks to a new agent while opkg upgrades the package. Written
 //! out, the codec is a fraction of the derive's code: the derive generated a
-//! decoding loop, an `Option` per field and a message per field for every type
-//! and variant; here one loop ([`fields`]) serves them all.
+//! decoding loop with an `Option` and an error message per field for every
+//! type and variant; here a struct is decoded by a struct literal that reads
+//! its fields in order ([`record`]), and one [`Fields`] cursor serves them all.
 //!
 //! The format, as the derive defined it:
 //! - a struct is the array of its fields in index order; a trailing `None` is
@@ -83,72 +84,72 @@ minicbor_via_wire!(
 
 // ---- Shapes: structs, variants, lists, options, pairs ----
 
-/// Decodes the fields of one struct or variant: `field(d, index)` takes a
-/// field it knows and answers `false` for one it does not, which is skipped.
-/// Fails when fewer than `required` fields came (every field up to the last
-/// one that is not an `Option`).
-fn fields<'b>(
+/// The fields of one struct or variant being decoded: an array, definite or
+/// indefinite, whose positions are the field indexes.
+struct Fields<'a, 'b> {
+    d: &'a mut Decoder<'b>,
+    /// Items in the array; set when an indefinite one ends.
+    len: Option<u64>,
+    /// Items read so far.
+    read: u64,
+}
+
+impl Fields<'_, '_> {
+    /// The next field, or `T::blank()` when the array ended before it
+    /// ([`record`] then decides whether that field could be missing).
+    fn field<T: Wire>(&mut self) -> Decoded<T> {
+        if self.next()? {
+            take(self.d)
+        } else {
+            Ok(T::blank())
+        }
+    }
+
+    /// Whether another item follows; consumes the break of an indefinite array.
+    fn next(&mut self) -> Decoded<bool> {
+        match self.len {
+            Some(n) if self.read == n => return Ok(false),
+            None if self.d.datatype()? == Type::Break => {
+                self.d.skip()?;
+                self.len = Some(self.read);
+                return Ok(false);
+            }
+            _ => {}
+        }
+        self.read += 1;
+        Ok(true)
+    }
+}
+
+/// Decodes one struct or variant: `build` takes its fields in index order
+/// with [`Fields::field`]. Fields after those (from a newer peer) are
+/// skipped; fewer than `required` (every field up to the last one that is not
+/// an `Option`) is an error.
+fn record<'b, T>(
     d: &mut Decoder<'b>,
     required: u64,
     what: &'static str,
-    field: &mut dyn FnMut(&mut Decoder<'b>, u64) -> Decoded<bool>,
-) -> Decoded<()> {
+    build: impl FnOnce(&mut Fields<'_, 'b>) -> Decoded<T>,
+) -> Decoded<T> {
     let at = d.position();
     let len = d.array()?;
-    let mut index = 0;
-    loop {
-        match len {
-            Some(n) if index == n => break,
-            Some(_) => {}
-            None if d.datatype()? == Type::Break => {
-                d.skip()?;
-                break;
-            }
-            None => {}
-        }
-        if !field(d, index)? {
-            d.skip()?;
-        }
-        index += 1;
-    }
-    if index < required {
-        let missing = i64::try_from(index).unwrap_or(i64::MAX);
+    let mut f = Fields { d, len, read: 0 };
+    let v = build(&mut f)?;
+    if f.read < required {
+        let missing = i64::try_from(f.read).unwrap_or(i64::MAX);
         return Err(decode::Error::missing_value(missing)
             .with_message(what)
             .at(at));
     }
-    Ok(())
+    while f.next()? {
+        f.d.skip()?;
+    }
+    Ok(v)
 }
 
 /// A variant with one field.
 fn one<T: Wire>(d: &mut Decoder<'_>, what: &'static str) -> Decoded<T> {
-    let mut v = T::blank();
-    fields(d, 1, what, &mut |d, i| {
-        if i != 0 {
-            return Ok(false);
-        }
-        v = take(d)?;
-        Ok(true)
-    })?;
-    Ok(v)
-}
-
-/// A variant with two fields, of which the first `required` must be there.
-fn two<A: Wire, B: Wire>(
-    d: &mut Decoder<'_>,
-    required: u64,
-    what: &'static str,
-) -> Decoded<(A, B)> {
-    let mut v = (A::blank(), B::blank());
-    fields(d, required, what, &mut |d, i| {
-        match i {
-            0 => v.0 = take(d)?,
-            1 => v.1 = take(d)?,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok(v)
+    record(d, 1, what, |f| f.field())
 }
 
 /// Reads an enum's `[index, ` and returns the index and where it was.
@@ -173,12 +174,18 @@ fn unit<T>(d: &mut Decoder<'_>, v: T) -> Decoded<T> {
 
 /// An enum whose variants are all units, listed in index order in `all`.
 fn unit_enum<T: Copy>(d: &mut Decoder<'_>, all: &[T]) -> Decoded<T> {
+    let i = unit_index(d, all.len())?;
+    // In bounds: `unit_index` returns only indexes below `all.len()`.
+    Ok(all[i])
+}
+
+/// Reads a unit variant's index, which must be below `count`.
+fn unit_index(d: &mut Decoder<'_>, count: usize) -> Decoded<usize> {
     let (index, at) = variant(d)?;
-    let v = usize::try_from(index)
-        .ok()
-        .and_then(|i| all.get(i))
-        .ok_or_else(|| unknown_variant(index, at))?;
-    unit(d, *v)
+    match usize::try_from(index) {
+        Ok(i) if i < count => unit(d, i),
+        _ => Err(unknown_variant(index, at)),
+    }
 }
 
 /// Writes an enum's `[index, [` for a variant with `fields` fields.
@@ -272,11 +279,27 @@ impl Wire for String {
     }
 }
 
-macro_rules! wire_scalar {
+impl Wire for bool {
+    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
+        e.bool(*self).map(drop)
+    }
+
+    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
+        d.bool()
+    }
+
+    fn blank() -> Self {
+        false
+    }
+}
+
+macro_rules! wire_unsigned {
     ($($t:ident),*) => {$(
         impl Wire for $t {
+            // CBOR has one unsigned integer type; minicbor writes every width
+            // in its shortest form, so one encoder serves them all.
             fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-                e.$t(*self).map(drop)
+                e.u64(u64::from(*self)).map(drop)
             }
 
             fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
@@ -284,13 +307,13 @@ macro_rules! wire_scalar {
             }
 
             fn blank() -> Self {
-                Default::default()
+                0
             }
         }
     )*};
 }
 
-wire_scalar!(bool, u8, u16, u32, u64);
+wire_unsigned!(u8, u16, u32, u64);
 
 /// Encodes a struct: the array of its fields, in index order.
 macro_rules! put_fields {
@@ -420,24 +443,27 @@ impl Wire for Request {
             1 => unit(d, R::Members)?,
             2 => unit(d, R::Services)?,
             3 => R::Publish(one(d, "Request::Publish")?),
-            4 => {
-                let (service_type, port) = two(d, 2, "Request::Unpublish")?;
-                R::Unpublish { service_type, port }
-            }
-            5 => {
-                let (service_type, scope) = two(d, 2, "Request::Search")?;
-                R::Search {
-                    service_type,
-                    scope,
-                }
-            }
+            4 => record(d, 2, "Request::Unpublish", |f| {
+                Ok(R::Unpublish {
+                    service_type: f.field()?,
+                    port: f.field()?,
+                })
+            })?,
+            5 => record(d, 2, "Request::Search", |f| {
+                Ok(R::Search {
+                    service_type: f.field()?,
+                    scope: f.field()?,
+                })
+            })?,
             6 => R::Rtt {
                 node: one(d, "Request::Rtt")?,
             },
-            7 => {
-                let (name, payload) = two(d, 2, "Request::Event")?;
-                R::Event { name, payload }
-            }
+            7 => record(d, 2, "Request::Event", |f| {
+                Ok(R::Event {
+                    name: f.field()?,
+                    payload: f.field()?,
+                })
+            })?,
             8 => R::Query(one(d, "Request::Query")?),
             9 => R::Join {
                 addrs: one(d, "Request::Join")?,
@@ -449,24 +475,32 @@ impl Wire for Request {
             14 => R::ServiceStatus {
                 name: one(d, "Request::ServiceStatus")?,
             },
-            15 => {
-                let (name, action) = two(d, 2, "Request::ServiceControl")?;
-                R::ServiceControl { name, action }
-            }
-            16 => {
-                let (name, lines) = two(d, 2, "Request::ServiceLogs")?;
-                R::ServiceLogs { name, lines }
-            }
+            15 => record(d, 2, "Request::ServiceControl", |f| {
+                Ok(R::ServiceControl {
+                    name: f.field()?,
+                    action: f.field()?,
+                })
+            })?,
+            16 => record(d, 2, "Request::ServiceLogs", |f| {
+                Ok(R::ServiceLogs {
+                    name: f.field()?,
+                    lines: f.field()?,
+                })
+            })?,
             17 => unit(d, R::AppTemplates)?,
             18 => unit(d, R::AppList)?,
-            19 => {
-                let (template, name) = two(d, 2, "Request::AppInstall")?;
-                R::AppInstall { template, name }
-            }
-            20 => {
-                let (name, action) = two(d, 2, "Request::AppControl")?;
-                R::AppControl { name, action }
-            }
+            19 => record(d, 2, "Request::AppInstall", |f| {
+                Ok(R::AppInstall {
+                    template: f.field()?,
+                    name: f.field()?,
+                })
+            })?,
+            20 => record(d, 2, "Request::AppControl", |f| {
+                Ok(R::AppControl {
+                    name: f.field()?,
+                    action: f.field()?,
+                })
+            })?,
             21 => R::AppStatus {
                 name: one(d, "Request::AppStatus")?,
             },
@@ -485,18 +519,14 @@ impl Wire for PublishSpec {
     }
 
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        let mut v = PublishSpec::default();
-        fields(d, 4, "PublishSpec", &mut |d, i| {
-            match i {
-                0 => v.service_type = take(d)?,
-                1 => v.port = take(d)?,
-                2 => v.description = take(d)?,
-                3 => v.txt = take(d)?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        })?;
-        Ok(v)
+        record(d, 4, "PublishSpec", |f| {
+            Ok(PublishSpec {
+                service_type: f.field()?,
+                port: f.field()?,
+                description: f.field()?,
+                txt: f.field()?,
+            })
+        })
     }
 
     fn blank() -> Self {
@@ -510,19 +540,15 @@ impl Wire for QuerySpec {
     }
 
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        let mut v = QuerySpec::default();
-        fields(d, 5, "QuerySpec", &mut |d, i| {
-            match i {
-                0 => v.name = take(d)?,
-                1 => v.payload = take(d)?,
-                2 => v.nodes = take(d)?,
-                3 => v.tags = take(d)?,
-                4 => v.timeout_ms = take(d)?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        })?;
-        Ok(v)
+        record(d, 5, "QuerySpec", |f| {
+            Ok(QuerySpec {
+                name: f.field()?,
+                payload: f.field()?,
+                nodes: f.field()?,
+                tags: f.field()?,
+                timeout_ms: f.field()?,
+            })
+        })
     }
 
     fn blank() -> Self {
@@ -635,10 +661,12 @@ impl Wire for Response {
             2 => R::Info(one(d, "Response::Info")?),
             3 => R::Members(one(d, "Response::Members")?),
             4 => R::Services(one(d, "Response::Services")?),
-            5 => {
-                let (node, rtt_us) = two(d, 1, "Response::Rtt")?;
-                R::Rtt { node, rtt_us }
-            }
+            5 => record(d, 1, "Response::Rtt", |f| {
+                Ok(R::Rtt {
+                    node: f.field()?,
+                    rtt_us: f.field()?,
+                })
+            })?,
             6 => R::QueryResponses(one(d, "Response::QueryResponses")?),
             7 => R::Keys(one(d, "Response::Keys")?),
             8 => R::Key(one(d, "Response::Key")?),
@@ -681,32 +709,28 @@ impl Wire for NodeInfo {
     }
 
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        let mut v = NodeInfo::default();
-        fields(d, 18, "NodeInfo", &mut |d, i| {
-            match i {
-                0 => v.name = take(d)?,
-                1 => v.microcloud = take(d)?,
-                2 => v.board = take(d)?,
-                3 => v.arch = take(d)?,
-                4 => v.version = take(d)?,
-                5 => v.addr = take(d)?,
-                6 => v.uptime_s = take(d)?,
-                7 => v.mem_total_kb = take(d)?,
-                8 => v.mem_free_kb = take(d)?,
-                9 => v.load_x100 = take(d)?,
-                10 => v.members_alive = take(d)?,
-                11 => v.members_total = take(d)?,
-                12 => v.keys_installed = take(d)?,
-                13 => v.encrypted = take(d)?,
-                14 => v.health_score = take(d)?,
-                15 => v.incarnation = take(d)?,
-                16 => v.agent_rss_kb = take(d)?,
-                17 => v.packets_rejected = take(d)?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        })?;
-        Ok(v)
+        record(d, 18, "NodeInfo", |f| {
+            Ok(NodeInfo {
+                name: f.field()?,
+                microcloud: f.field()?,
+                board: f.field()?,
+                arch: f.field()?,
+                version: f.field()?,
+                addr: f.field()?,
+                uptime_s: f.field()?,
+                mem_total_kb: f.field()?,
+                mem_free_kb: f.field()?,
+                load_x100: f.field()?,
+                members_alive: f.field()?,
+                members_total: f.field()?,
+                keys_installed: f.field()?,
+                encrypted: f.field()?,
+                health_score: f.field()?,
+                incarnation: f.field()?,
+                agent_rss_kb: f.field()?,
+                packets_rejected: f.field()?,
+            })
+        })
     }
 
     fn blank() -> Self {
@@ -729,22 +753,18 @@ impl Wire for MemberView {
     }
 
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        let mut v = Self::blank();
-        fields(d, 8, "MemberView", &mut |d, i| {
-            match i {
-                0 => v.name = take(d)?,
-                1 => v.addr = take(d)?,
-                2 => v.state = take(d)?,
-                3 => v.microcloud = take(d)?,
-                4 => v.incarnation = take(d)?,
-                5 => v.rtt_us = take(d)?,
-                6 => v.since_change_s = take(d)?,
-                7 => v.tags = take(d)?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        })?;
-        Ok(v)
+        record(d, 8, "MemberView", |f| {
+            Ok(MemberView {
+                name: f.field()?,
+                addr: f.field()?,
+                state: f.field()?,
+                microcloud: f.field()?,
+                incarnation: f.field()?,
+                rtt_us: f.field()?,
+                since_change_s: f.field()?,
+                tags: f.field()?,
+            })
+        })
     }
 
     fn blank() -> Self {
@@ -779,25 +799,21 @@ impl Wire for ServiceView {
     }
 
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        let mut v = Self::blank();
-        fields(d, 11, "ServiceView", &mut |d, i| {
-            match i {
-                0 => v.service_type = take(d)?,
-                1 => v.description = take(d)?,
-                2 => v.host = take(d)?,
-                3 => v.ip = take(d)?,
-                4 => v.port = take(d)?,
-                5 => v.microcloud = take(d)?,
-                6 => v.txt = take(d)?,
-                7 => v.health = take(d)?,
-                8 => v.rtt_us = take(d)?,
-                9 => v.load_x100 = take(d)?,
-                10 => v.quality = take(d)?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        })?;
-        Ok(v)
+        record(d, 11, "ServiceView", |f| {
+            Ok(ServiceView {
+                service_type: f.field()?,
+                description: f.field()?,
+                host: f.field()?,
+                ip: f.field()?,
+                port: f.field()?,
+                microcloud: f.field()?,
+                txt: f.field()?,
+                health: f.field()?,
+                rtt_us: f.field()?,
+                load_x100: f.field()?,
+                quality: f.field()?,
+            })
+        })
     }
 
     fn blank() -> Self {
@@ -823,8 +839,12 @@ impl Wire for QueryAnswer {
     }
 
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        let (node, payload) = two(d, 2, "QueryAnswer")?;
-        Ok(QueryAnswer { node, payload })
+        record(d, 2, "QueryAnswer", |f| {
+            Ok(QueryAnswer {
+                node: f.field()?,
+                payload: f.field()?,
+            })
+        })
     }
 
     fn blank() -> Self {
@@ -841,10 +861,11 @@ impl Wire for KeyView {
     }
 
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        let (fingerprint, primary) = two(d, 2, "KeyView")?;
-        Ok(KeyView {
-            fingerprint,
-            primary,
+        record(d, 2, "KeyView", |f| {
+            Ok(KeyView {
+                fingerprint: f.field()?,
+                primary: f.field()?,
+            })
         })
     }
 
@@ -892,26 +913,14 @@ impl Wire for ChangeView {
             0 => ChangeView::Member(one(d, "ChangeView::Member")?),
             1 => ChangeView::ServiceUp(one(d, "ChangeView::ServiceUp")?),
             2 => ChangeView::ServiceDown(one(d, "ChangeView::ServiceDown")?),
-            3 => {
-                let (mut from, mut name, mut payload, mut lamport) =
-                    (String::new(), String::new(), Vec::new(), 0);
-                fields(d, 4, "ChangeView::Event", &mut |d, i| {
-                    match i {
-                        0 => from = take(d)?,
-                        1 => name = take(d)?,
-                        2 => payload = take(d)?,
-                        3 => lamport = take(d)?,
-                        _ => return Ok(false),
-                    }
-                    Ok(true)
-                })?;
-                ChangeView::Event {
-                    from,
-                    name,
-                    payload,
-                    lamport,
-                }
-            }
+            3 => record(d, 4, "ChangeView::Event", |f| {
+                Ok(ChangeView::Event {
+                    from: f.field()?,
+                    name: f.field()?,
+                    payload: f.field()?,
+                    lamport: f.field()?,
+                })
+            })?,
             n => return Err(unknown_variant(n, at)),
         })
     }
@@ -937,23 +946,19 @@ impl Wire for InstanceView {
     }
 
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        let mut v = Self::blank();
-        fields(d, 9, "InstanceView", &mut |d, i| {
-            match i {
-                0 => v.name = take(d)?,
-                1 => v.state = take(d)?,
-                2 => v.pid = take(d)?,
-                3 => v.health = take(d)?,
-                4 => v.restarts = take(d)?,
-                5 => v.published = take(d)?,
-                6 => v.uptime_s = take(d)?,
-                7 => v.last_log = take(d)?,
-                8 => v.kind = take(d)?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        })?;
-        Ok(v)
+        record(d, 9, "InstanceView", |f| {
+            Ok(InstanceView {
+                name: f.field()?,
+                state: f.field()?,
+                pid: f.field()?,
+                health: f.field()?,
+                restarts: f.field()?,
+                published: f.field()?,
+                uptime_s: f.field()?,
+                last_log: f.field()?,
+                kind: f.field()?,
+            })
+        })
     }
 
     fn blank() -> Self {
@@ -984,20 +989,16 @@ impl Wire for TemplateView {
     }
 
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        let mut v = Self::blank();
-        fields(d, 6, "TemplateView", &mut |d, i| {
-            match i {
-                0 => v.name = take(d)?,
-                1 => v.description = take(d)?,
-                2 => v.version = take(d)?,
-                3 => v.architectures = take(d)?,
-                4 => v.supported = take(d)?,
-                5 => v.installed = take(d)?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        })?;
-        Ok(v)
+        record(d, 6, "TemplateView", |f| {
+            Ok(TemplateView {
+                name: f.field()?,
+                description: f.field()?,
+                version: f.field()?,
+                architectures: f.field()?,
+                supported: f.field()?,
+                installed: f.field()?,
+            })
+        })
     }
 
     fn blank() -> Self {
@@ -1027,22 +1028,18 @@ impl Wire for AppView {
     }
 
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        let mut v = Self::blank();
-        fields(d, 8, "AppView", &mut |d, i| {
-            match i {
-                0 => v.name = take(d)?,
-                1 => v.template = take(d)?,
-                2 => v.state = take(d)?,
-                3 => v.ips = take(d)?,
-                4 => v.ports = take(d)?,
-                5 => v.memory_bytes = take(d)?,
-                6 => v.health = take(d)?,
-                7 => v.published = take(d)?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        })?;
-        Ok(v)
+        record(d, 8, "AppView", |f| {
+            Ok(AppView {
+                name: f.field()?,
+                template: f.field()?,
+                state: f.field()?,
+                ips: f.field()?,
+                ports: f.field()?,
+                memory_bytes: f.field()?,
+                health: f.field()?,
+                published: f.field()?,
+            })
+        })
     }
 
     fn blank() -> Self {
