@@ -1,12 +1,13 @@
 //! Requests and the views the agent answers with.
 //!
-//! Their CBOR form lives in `wire.rs`. The order of the variants of each enum
-//! and of the fields of each struct and variant here is the wire contract
-//! between a CLI and an agent of different versions on the same router: a
-//! variant's or field's position is its index on the wire. Never reorder or
-//! remove, only append, and append to `wire.rs` and the golden vectors in
-//! `tests/wire.rs` in the same change. The enums without fields spell their
-//! discriminants out: a discriminant is that variant's index.
+//! Their CBOR form is written out in `wire.rs`: each variant's index and each
+//! field's position there are the wire contract between a CLI and an agent of
+//! different versions on the same router. Variants and fields are declared
+//! here in that same order, and the enums without fields spell their
+//! discriminants out because a discriminant is that variant's index. Never
+//! renumber or remove; add a variant or field at the end, in `wire.rs` too,
+//! with its golden bytes in `tests/vectors` and the same addition to the
+//! derive reference in `tests/oracle`.
 
 /// What the CLI or the page asks the agent.
 #[derive(Debug, Clone)]

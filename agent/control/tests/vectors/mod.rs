@@ -1,7 +1,10 @@
 //! Golden CBOR of one value of every request and response variant (and so of
 //! every view), as minicbor's derive encoded them in the first version of the
 //! crate. `tests/wire.rs` builds the values, in this order and under these
-//! names. Never change a line; append new variants.
+//! names. Append a line for a new variant. An existing line changes only when
+//! a field is appended to a type it holds (old peers skip the new field, as
+//! `fields_a_newer_peer_adds_are_skipped` checks), and then only by gaining
+//! that field's bytes at the end of the type's array.
 
 pub const REQUESTS: &[(&str, &str)] = &[
     ("info", "820080"),
