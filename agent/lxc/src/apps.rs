@@ -562,9 +562,7 @@ impl Apps {
             });
             by_app || (probe_host && !port_free(port, proto))
         };
-        let mut checked = m.clone();
-        checked.ports = ports;
-        checked.check_ports(taken).map_err(as_manifest)?;
+        m.check_published(&ports, taken).map_err(as_manifest)?;
 
         let address = match (&self.settings.network, self.settings.subnet) {
             (Mode::Bridge(_), Some(subnet)) => {

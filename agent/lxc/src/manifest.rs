@@ -198,7 +198,17 @@ impl Manifest {
 
     /// Refuses published ports that `in_use` says are taken.
     pub fn check_ports(&self, in_use: impl Fn(u16, Proto) -> bool) -> Result<(), ManifestError> {
-        for p in &self.ports {
+        self.check_published(&self.ports, in_use)
+    }
+
+    /// As [`check_ports`](Self::check_ports), for `ports` as this node
+    /// would publish them (they may differ from the template's).
+    pub fn check_published(
+        &self,
+        ports: &[PortMap],
+        in_use: impl Fn(u16, Proto) -> bool,
+    ) -> Result<(), ManifestError> {
+        for p in ports {
             if in_use(p.published, p.proto) {
                 return Err(err(
                     self.line_of("port"),

@@ -14,7 +14,9 @@
 //! ```
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -105,8 +107,9 @@ pub fn run<S: AsRef<str>>(argv: &[S], timeout: Duration) -> Result<Output, RunEr
 }
 
 fn wait_bounded(mut child: Child, program: &str, timeout: Duration) -> Result<Output, RunError> {
-    let out = child.stdout.take().map(drain);
-    let err = child.stderr.take().map(drain);
+    // Both pipes as plain files: one reader function, not one per pipe type.
+    let out = child.stdout.take().map(|p| drain(OwnedFd::from(p).into()));
+    let err = child.stderr.take().map(|p| drain(OwnedFd::from(p).into()));
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
@@ -142,7 +145,7 @@ fn wait_bounded(mut child: Child, program: &str, timeout: Duration) -> Result<Ou
 
 type Reader = std::sync::mpsc::Receiver<Vec<u8>>;
 
-fn drain<R: Read + Send + 'static>(mut r: R) -> Reader {
+fn drain(mut r: File) -> Reader {
     let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
         let mut kept = Vec::new();
