@@ -142,7 +142,9 @@ pub fn run(args: Vec<String>) -> i32 {
             "{}\nDefaults: config {DEFAULT_CONFIG} if it exists, name = hostname, microcloud default,\n\
              bind 0.0.0.0:{DEFAULT_PORT}, state {DEFAULT_STATE}, control {DEFAULT_CONTROL} (or $NUVOL_CONTROL),\n\
              more `config service` files in {DEFAULT_SERVICES_DIR} (agent option services_dir),\n\
-             profile lan, beacon port {DEFAULT_BEACON_PORT} (0 = off), no page server. Flags override the file.\n",
+             profile lan, beacon port {DEFAULT_BEACON_PORT} (0 = off), no page server. Flags override the file.\n\
+             A `config federation` section makes a build with the heavy feature a super node\n\
+             (federation pool, default port 7948); other builds warn and ignore it.\n",
             crate::cli::command_help("agent").unwrap_or_default()
         );
         return 0;
@@ -756,6 +758,10 @@ impl Ctx {
                 log::warn(
                     "name, microcloud, bind, control, state and profile change only on restart",
                 );
+            }
+            #[cfg(feature = "heavy")]
+            if cfg.federation != old.federation {
+                log::warn("the federation section changes only on restart");
             }
             for k in &cfg.keys {
                 st.node.keyring_mut().install(g::Key::from_bytes(k.key));

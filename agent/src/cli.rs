@@ -29,7 +29,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("services", "services", "this node's published services"),
     ("publish", "publish --type T --port P --description D [--txt K=V]...", "publish (or replace) a service of this node"),
     ("unpublish", "unpublish --type T --port P", "withdraw a service of this node"),
-    ("search", "search [--type T] [--scope microcloud|global]", "services across the microcloud, best quality first"),
+    ("search", "search [--type T] [--scope microcloud|global]", "services of this microcloud, best quality first; global: also other microclouds' (asked of this microcloud's super nodes)"),
     ("rtt", "rtt NODE", "estimated round-trip time to NODE"),
     ("event", "event NAME [PAYLOAD]", "send a user event to every member"),
     ("query", "query NAME [PAYLOAD] [--node N]... [--tag K=V]... [--timeout SECONDS]", "ask members and print their answers"),

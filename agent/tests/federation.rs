@@ -266,4 +266,91 @@ mod heavy {
         // A's own service is still found, globally and locally.
         assert!(hit_of(&a_plain, "wiki", "a-plain").is_some());
     }
+
+    #[test]
+    fn two_super_nodes_of_one_microcloud_give_one_hit_and_cover_for_each_other() {
+        let dir = TempDir::new("fed2");
+        let pid = std::process::id();
+        let (mca, mcb) = (format!("ga{pid}"), format!("gb{pid}"));
+        let (fa, fb1, fb2) = (free_port(), free_port(), free_port());
+        let mut a_super = Agent::new(dir.path(), "a-super", &mca);
+        let mut a_plain = Agent::new(dir.path(), "a-plain", &mca);
+        let mut b1 = Agent::new(dir.path(), "b1", &mcb);
+        let mut b2 = Agent::new(dir.path(), "b2", &mcb);
+        let mut b_plain = Agent::new(dir.path(), "b-plain", &mcb);
+        let with = |conf: String, join: Option<String>| {
+            let mut v = vec!["--config".to_string(), conf];
+            if let Some(j) = join {
+                v.extend(["--join".to_string(), j]);
+            }
+            v.extend(lan_fast());
+            v
+        };
+        a_super.start(&with(super_config(dir.path(), "a-super", fa, None), None));
+        b1.start(&with(super_config(dir.path(), "b1", fb1, Some(fa)), None));
+        b2.start(&with(
+            super_config(dir.path(), "b2", fb2, Some(fa)),
+            Some(b1.addr()),
+        ));
+        let mut args = vec!["--join".to_string(), a_super.addr()];
+        args.extend(lan_fast());
+        a_plain.start(&args);
+        let mut args = vec!["--join".to_string(), b1.addr()];
+        args.extend(lan_fast());
+        b_plain.start(&args);
+        for sees in ["b1", "b2"] {
+            wait_for(
+                &format!("b-plain to see {sees}"),
+                Duration::from_secs(30),
+                || (b_plain.state_of(sees).as_deref() == Some("alive")).then_some(()),
+            );
+        }
+        wait_for("a-plain to see a-super", Duration::from_secs(30), || {
+            (a_plain.state_of("a-super").as_deref() == Some("alive")).then_some(())
+        });
+
+        b_plain.ok(&[
+            "publish",
+            "--type",
+            "wiki",
+            "--port",
+            "80",
+            "--description",
+            "w",
+        ]);
+        wait_for(
+            "both B super nodes' summaries in A's pool view",
+            Duration::from_secs(30),
+            || {
+                let log = a_super.log_text();
+                (log.contains(&format!("super node {mcb}/b1 joined"))
+                    && log.contains(&format!("super node {mcb}/b2 joined")))
+                .then_some(())
+            },
+        );
+        wait_for("B's wiki in A's view", Duration::from_secs(30), || {
+            hit_of(&a_plain, "wiki", "b-plain")
+        });
+        // Both publish it; A shows it once.
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(global(&a_plain, "wiki").len(), 1);
+
+        // One B super node dies: the other still carries B's wiki.
+        b1.kill9();
+        wait_for(
+            "A's pool to declare b1 failed",
+            Duration::from_secs(40),
+            || {
+                a_super
+                    .log_text()
+                    .contains(&format!("super node {mcb}/b1 failed"))
+                    .then_some(())
+            },
+        );
+        wait_for(
+            "B's wiki still in A's view through b2",
+            Duration::from_secs(20),
+            || hit_of(&a_plain, "wiki", "b-plain"),
+        );
+    }
 }
