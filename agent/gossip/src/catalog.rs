@@ -8,10 +8,10 @@
 //! changes spread as piggybacked updates; whole catalogs ride push-pull, so a
 //! catalog has no size limit (only one record must fit a datagram).
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::sorted::SortedMap;
 use crate::time::Instant;
 use crate::wire::CatalogEntry;
 
@@ -92,7 +92,7 @@ pub(crate) struct Slot {
 pub(crate) struct NodeCatalog {
     /// Highest entry version seen.
     pub version: u64,
-    pub slots: BTreeMap<(String, u16), Slot>,
+    pub slots: SortedMap<(String, u16), Slot>,
     /// When this node first heard of the catalog (reaps catalogs of nodes
     /// that never became members).
     pub created: Instant,

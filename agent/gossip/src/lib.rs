@@ -36,6 +36,7 @@ pub mod keyring;
 mod node;
 mod rng;
 pub mod sim;
+mod sorted;
 mod suspicion;
 pub mod time;
 pub mod vivaldi;

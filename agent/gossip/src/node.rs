@@ -16,7 +16,7 @@
 //! assert!(matches!(node.poll_transmit(), Some(Transmit::Stream { .. })));
 //! ```
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -28,6 +28,7 @@ use crate::catalog::{Applied, NodeCatalog, SearchFilter, SearchResult, ServiceRe
 use crate::config::Config;
 use crate::keyring::{Keyring, OpenError, SEAL_OVERHEAD};
 use crate::rng::Rng;
+use crate::sorted::SortedMap;
 use crate::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::vivaldi::Coordinate;
@@ -312,7 +313,7 @@ struct Relay {
 
 struct OutQuery {
     deadline: Instant,
-    responders: BTreeSet<String>,
+    responders: Vec<String>,
 }
 
 struct InQuery {
@@ -338,7 +339,7 @@ const MAX_SAVED_PEERS: usize = 64;
 /// every gossiped message). Colliding names share a bucket.
 #[derive(Default)]
 struct NameIndex {
-    buckets: BTreeMap<u64, Vec<(String, usize)>>,
+    buckets: SortedMap<u64, Vec<(String, usize)>>,
 }
 
 fn name_hash(name: &str) -> u64 {
@@ -360,7 +361,7 @@ impl NameIndex {
     }
 
     fn insert(&mut self, name: String, i: usize) {
-        let bucket = self.buckets.entry(name_hash(&name)).or_default();
+        let bucket = self.buckets.get_or_insert_with(name_hash(&name), Vec::new);
         match bucket.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = i,
             None => bucket.push((name, i)),
@@ -400,21 +401,21 @@ pub struct Node {
     probe: Option<Probe>,
     next_probe: Instant,
     seq: u32,
-    relays: BTreeMap<u32, Relay>,
-    suspicions: BTreeMap<String, Suspicion>,
+    relays: SortedMap<u32, Relay>,
+    suspicions: SortedMap<String, Suspicion>,
     awareness: u32,
     coord: Coordinate,
 
-    catalogs: BTreeMap<String, NodeCatalog>,
+    catalogs: SortedMap<String, NodeCatalog>,
     broadcasts: Broadcasts,
 
     event_clock: u64,
-    seen_events: BTreeSet<(u64, String, String)>,
+    seen_events: SortedMap<(u64, String, String), ()>,
     query_clock: u64,
-    seen_queries: BTreeSet<(u64, String, u32)>,
+    seen_queries: SortedMap<(u64, String, u32), ()>,
     next_query_id: u32,
-    out_queries: BTreeMap<u32, OutQuery>,
-    in_queries: BTreeMap<u64, InQuery>,
+    out_queries: SortedMap<u32, OutQuery>,
+    in_queries: SortedMap<u64, InQuery>,
     next_in_query: u64,
 
     next_gossip: Instant,
@@ -424,7 +425,7 @@ pub struct Node {
     next_join: Option<Instant>,
     join_targets: Vec<SocketAddr>,
     saved_peers: Vec<SocketAddr>,
-    conflicts: BTreeSet<SocketAddr>,
+    conflicts: Vec<SocketAddr>,
     /// Set while merging a join reply (see [`Node::rebroadcast`]).
     quiet: bool,
 
@@ -455,7 +456,7 @@ impl Node {
         };
         let mut index = NameIndex::default();
         index.insert(identity.name.clone(), 0);
-        let mut catalogs = BTreeMap::new();
+        let mut catalogs = SortedMap::default();
         catalogs.insert(identity.name.clone(), NodeCatalog::default());
         let mut node = Node {
             config,
@@ -474,19 +475,19 @@ impl Node {
             probe: None,
             next_probe: Instant::ZERO,
             seq: 0,
-            relays: BTreeMap::new(),
-            suspicions: BTreeMap::new(),
+            relays: SortedMap::default(),
+            suspicions: SortedMap::default(),
             awareness: 0,
             coord: Coordinate::origin(),
             catalogs,
             broadcasts: Broadcasts::default(),
             event_clock: 1,
-            seen_events: BTreeSet::new(),
+            seen_events: SortedMap::default(),
             query_clock: 1,
-            seen_queries: BTreeSet::new(),
+            seen_queries: SortedMap::default(),
             next_query_id: 1,
-            out_queries: BTreeMap::new(),
-            in_queries: BTreeMap::new(),
+            out_queries: SortedMap::default(),
+            in_queries: SortedMap::default(),
             // Handles of incoming queries live above 2^32 so they can never
             // be mistaken for the ids of this node's own queries.
             next_in_query: 1 << 32,
@@ -497,7 +498,7 @@ impl Node {
             next_join: None,
             join_targets: Vec::new(),
             saved_peers: Vec::new(),
-            conflicts: BTreeSet::new(),
+            conflicts: Vec::new(),
             quiet: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -594,7 +595,7 @@ impl Node {
     /// unhealthy, then by estimated RTT (unknown last), then by load.
     pub fn search(&self, filter: &SearchFilter) -> Vec<SearchResult> {
         let mut out = Vec::new();
-        for (node, cat) in &self.catalogs {
+        for (node, cat) in self.catalogs.iter() {
             let Some(m) = self.member(node) else { continue };
             if !m.state.is_live() {
                 continue;
@@ -881,7 +882,9 @@ impl Node {
             record.host = self.me.clone();
         }
         let budget = self.payload_budget();
-        let cat = self.catalogs.entry(self.me.clone()).or_default();
+        let cat = self
+            .catalogs
+            .get_or_insert_with(self.me.clone(), NodeCatalog::default);
         let key = (record.service_type.clone(), record.port);
         if cat
             .slots
@@ -922,7 +925,9 @@ impl Node {
 
     /// Withdraw this node's record of that type and port. False if none.
     pub fn unpublish(&mut self, now: Instant, service_type: &str, port: u16) -> bool {
-        let cat = self.catalogs.entry(self.me.clone()).or_default();
+        let cat = self
+            .catalogs
+            .get_or_insert_with(self.me.clone(), NodeCatalog::default);
         let key = (String::from(service_type), port);
         if cat.slots.get(&key).is_none_or(|s| s.record.is_none()) {
             return false;
@@ -977,7 +982,7 @@ impl Node {
         }
         self.event_clock += 1;
         self.seen_events
-            .insert((lamport, self.me.clone(), String::from(name)));
+            .insert((lamport, self.me.clone(), String::from(name)), ());
         self.broadcasts.push(
             Subject::Event(lamport, self.me.clone(), String::from(name)),
             enc,
@@ -1022,7 +1027,7 @@ impl Node {
             id,
             OutQuery {
                 deadline: now + timeout,
-                responders: BTreeSet::new(),
+                responders: Vec::new(),
             },
         );
         self.broadcasts
@@ -1105,7 +1110,9 @@ impl Node {
             me0.tags = s.tags;
         }
         me0.tags_lamport = me0.tags_lamport.max(s.tags_lamport) + 1;
-        let cat = self.catalogs.entry(self.me.clone()).or_default();
+        let cat = self
+            .catalogs
+            .get_or_insert_with(self.me.clone(), NodeCatalog::default);
         for e in &s.catalog.entries {
             cat.apply(e, Instant::ZERO);
         }
@@ -1399,11 +1406,10 @@ impl Node {
         });
         let buffer = self.config.event_buffer;
         let ev_floor = self.event_clock.saturating_sub(buffer);
-        self.seen_events = self
-            .seen_events
-            .split_off(&(ev_floor, String::new(), String::new()));
+        self.seen_events
+            .remove_below(&(ev_floor, String::new(), String::new()));
         let q_floor = self.query_clock.saturating_sub(buffer);
-        self.seen_queries = self.seen_queries.split_off(&(q_floor, String::new(), 0));
+        self.seen_queries.remove_below(&(q_floor, String::new(), 0));
     }
 
     fn remove_member(&mut self, name: &str) {
@@ -1677,7 +1683,8 @@ impl Node {
             // Forget old reports rather than grow without bound.
             self.conflicts.clear();
         }
-        if self.conflicts.insert(addr) {
+        if !self.conflicts.contains(&addr) {
+            self.conflicts.push(addr);
             self.events.push_back(Event::NameConflict {
                 name: String::from(name),
                 addr,
@@ -1906,7 +1913,9 @@ impl Node {
         if node == self.me {
             // We own this catalog: anything newer than our copy is from an
             // earlier life; restate our current truth above it.
-            let cat = self.catalogs.entry(self.me.clone()).or_default();
+            let cat = self
+                .catalogs
+                .get_or_insert_with(self.me.clone(), NodeCatalog::default);
             let key = (entry.service_type.clone(), entry.port);
             let ours = cat.slots.get(&key).map(|s| s.version);
             if ours.is_some_and(|v| v >= entry.version) {
@@ -1917,7 +1926,7 @@ impl Node {
             }
             cat.version = cat.version.max(entry.version) + 1;
             let version = cat.version;
-            let slot = cat.slots.entry(key).or_insert(Slot {
+            let slot = cat.slots.get_or_insert_with(key, || Slot {
                 version,
                 record: None,
                 since: now,
@@ -1929,8 +1938,7 @@ impl Node {
         let live = self.member(node).is_some_and(|m| m.state.is_live());
         let cat = self
             .catalogs
-            .entry(String::from(node))
-            .or_insert_with(|| NodeCatalog {
+            .get_or_insert_with(String::from(node), || NodeCatalog {
                 created: now,
                 ..NodeCatalog::default()
             });
@@ -1967,9 +1975,10 @@ impl Node {
         if lamport.saturating_add(self.config.event_buffer) < self.event_clock {
             return;
         }
-        if !self
+        if self
             .seen_events
-            .insert((lamport, origin.clone(), name.clone()))
+            .insert((lamport, origin.clone(), name.clone()), ())
+            .is_some()
         {
             return;
         }
@@ -2011,7 +2020,12 @@ impl Node {
             return;
         }
         let mine = *origin == self.me;
-        if !self.seen_queries.insert((lamport, origin.clone(), id)) && !mine {
+        if self
+            .seen_queries
+            .insert((lamport, origin.clone(), id), ())
+            .is_some()
+            && !mine
+        {
             return;
         }
         if !mine {
@@ -2158,7 +2172,8 @@ impl Node {
                 payload,
             } => {
                 if let Some(q) = self.out_queries.get_mut(&id) {
-                    if now < q.deadline && q.responders.insert(who.clone()) {
+                    if now < q.deadline && !q.responders.contains(&who) {
+                        q.responders.push(who.clone());
                         self.events.push_back(Event::QueryResponse {
                             id: QueryId(u64::from(id)),
                             from: who,

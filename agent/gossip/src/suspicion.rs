@@ -5,8 +5,8 @@
 //! expected, the timeout is `max − (max − min)·ln(c+1)/ln(k+1)`. Without
 //! Lifeguard (plain SWIM) the timeout is fixed at the minimum.
 
-use alloc::collections::BTreeSet;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::rng::ln;
@@ -19,7 +19,7 @@ pub(crate) struct Suspicion {
     max: Duration,
     k: u32,
     /// Who has suspected it; the first suspecter does not count as a confirmation.
-    suspecters: BTreeSet<String>,
+    suspecters: Vec<String>,
     dynamic: bool,
     /// Cached [`Suspicion::deadline`]; changes only on a confirmation.
     deadline: Instant,
@@ -35,15 +35,13 @@ impl Suspicion {
         k: u32,
         dynamic: bool,
     ) -> Suspicion {
-        let mut suspecters = BTreeSet::new();
-        suspecters.insert(from);
         let mut s = Suspicion {
             incarnation,
             start,
             min,
             max: min.saturating_mul(max_mult.max(1)),
             k,
-            suspecters,
+            suspecters: alloc::vec![from],
             dynamic,
             deadline: start,
         };
@@ -56,10 +54,10 @@ impl Suspicion {
         if !self.dynamic || self.suspecters.len() > self.k as usize {
             return false;
         }
-        if self.suspecters.contains(from) {
+        if self.suspecters.iter().any(|s| s == from) {
             return false;
         }
-        self.suspecters.insert(String::from(from));
+        self.suspecters.push(String::from(from));
         self.deadline = self.compute_deadline();
         true
     }
