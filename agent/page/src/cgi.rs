@@ -23,8 +23,10 @@
 use crate::auth::{load_or_create_secret, PageConfig};
 use crate::route::{self, handle, Agent, HttpRequest, Reply, MAX_BODY};
 use std::io::{self, Read, Write};
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The CGI process exits by itself after this long, whatever it is doing.
 pub const WATCHDOG: Duration = Duration::from_secs(55);
@@ -73,27 +75,41 @@ pub fn cgi_main(
     stdout: &mut dyn Write,
     page: &PageConfig,
 ) -> i32 {
-    let (done, watchdog) = mpsc::channel::<()>();
-    let spawned = std::thread::Builder::new()
+    // The watchdog stands down when `done` is set (the answer is written);
+    // it is unparked then, so it does not linger until its deadline. A flag
+    // and park, not a channel: a channel of its own type costs ~5 kB of std
+    // code in the binary.
+    let done = Arc::new(AtomicBool::new(false));
+    let answered = Arc::clone(&done);
+    let spawned = thread::Builder::new()
         .name("cgi-watchdog".into())
         .stack_size(32 * 1024)
         .spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = watchdog.recv_timeout(WATCHDOG) {
-                eprintln!(
-                    "nuvol page: request took over {} s, giving up",
-                    WATCHDOG.as_secs()
-                );
-                std::process::exit(111);
+            let deadline = Instant::now() + WATCHDOG;
+            // park_timeout may return early (an unpark, or spuriously).
+            while !answered.load(Ordering::Acquire) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    eprintln!(
+                        "nuvol page: request took over {} s, giving up",
+                        WATCHDOG.as_secs()
+                    );
+                    std::process::exit(111);
+                }
+                thread::park_timeout(left);
             }
         });
-    if let Err(e) = spawned {
+    if let Err(e) = &spawned {
         eprintln!("nuvol page: no watchdog thread: {e}");
     }
     let method = env("REQUEST_METHOD").unwrap_or_else(|| "GET".into());
     let reply = answer(env, stdin, page, &method);
     let head_only = method == "HEAD";
     let result = write_cgi(stdout, &reply, head_only);
-    drop(done);
+    done.store(true, Ordering::Release);
+    if let Ok(watchdog) = &spawned {
+        watchdog.thread().unpark();
+    }
     match result {
         Ok(()) => 0,
         Err(e) => {
