@@ -30,53 +30,47 @@ const MAX_QUEUED: usize = 16_384;
 struct Item {
     subject: Subject,
     bytes: Vec<u8>,
-    transmits: u32,
 }
 
 #[derive(Default)]
 pub(crate) struct Broadcasts {
-    /// Send order → encoded length, so a scan needs no item lookups.
-    order: BTreeMap<Rank, usize>,
-    items: BTreeMap<u64, Item>,
-    by_subject: BTreeMap<Subject, u64>,
+    /// Queued updates in send order; the rank's second part is the update's
+    /// id (newer is higher).
+    queue: BTreeMap<Rank, Item>,
+    /// Where each subject's update sits in `queue`.
+    by_subject: BTreeMap<Subject, Rank>,
     next_id: u64,
 }
 
 impl Broadcasts {
     pub(crate) fn push(&mut self, subject: Subject, encoded: Vec<u8>) {
         if let Some(old) = self.by_subject.remove(&subject) {
-            if let Some(item) = self.items.remove(&old) {
-                self.order.remove(&(item.transmits, Reverse(old)));
-            }
+            self.queue.remove(&old);
         }
         self.next_id += 1;
-        let id = self.next_id;
-        self.by_subject.insert(subject.clone(), id);
-        self.order.insert((0, Reverse(id)), encoded.len());
-        self.items.insert(
-            id,
+        let rank = (0, Reverse(self.next_id));
+        self.by_subject.insert(subject.clone(), rank);
+        self.queue.insert(
+            rank,
             Item {
                 subject,
                 bytes: encoded,
-                transmits: 0,
             },
         );
-        while self.items.len() > MAX_QUEUED {
-            let Some(((_, Reverse(id)), _)) = self.order.pop_last() else {
+        while self.queue.len() > MAX_QUEUED {
+            let Some((_, item)) = self.queue.pop_last() else {
                 break;
             };
-            if let Some(item) = self.items.remove(&id) {
-                self.by_subject.remove(&item.subject);
-            }
+            self.by_subject.remove(&item.subject);
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.queue.is_empty()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.items.len()
+        self.queue.len()
     }
 
     /// Append updates fitting in `budget` bytes to `out`, counting one
@@ -85,37 +79,33 @@ impl Broadcasts {
     pub(crate) fn take_into(&mut self, out: &mut Vec<u8>, mut budget: usize, limit: u32) -> usize {
         let mut picked: Vec<Rank> = Vec::new();
         let mut misses = 0;
-        for (rank, &len) in &self.order {
+        for (rank, item) in &self.queue {
             // Small messages are rare: once a few in a row did not fit, the
             // datagram is as full as it will usefully get.
             if budget < 4 || misses >= 8 {
                 break;
             }
-            if len > budget {
+            if item.bytes.len() > budget {
                 misses += 1;
                 continue;
             }
-            let Some(item) = self.items.get(&rank.1 .0) else {
-                continue;
-            };
-            budget -= len;
+            budget -= item.bytes.len();
             out.extend_from_slice(&item.bytes);
             picked.push(*rank);
         }
-        for rank in &picked {
-            self.order.remove(rank);
-            let id = rank.1 .0;
-            let Some(item) = self.items.get_mut(&id) else {
+        for &(transmits, id) in &picked {
+            let Some(item) = self.queue.remove(&(transmits, id)) else {
                 continue;
             };
-            item.transmits += 1;
-            if item.transmits >= limit {
-                if let Some(item) = self.items.remove(&id) {
-                    self.by_subject.remove(&item.subject);
-                }
+            let transmits = transmits + 1;
+            if transmits >= limit {
+                self.by_subject.remove(&item.subject);
             } else {
-                self.order
-                    .insert((item.transmits, rank.1), item.bytes.len());
+                let rank = (transmits, id);
+                if let Some(r) = self.by_subject.get_mut(&item.subject) {
+                    *r = rank;
+                }
+                self.queue.insert(rank, item);
             }
         }
         picked.len()
