@@ -68,7 +68,7 @@ all_boards() {
 load_board() {
 	local f=$ROOT/boards/$1.conf
 	[ -f "$f" ] || usage_die "unknown board '$1' (boards: $(all_boards | tr '\n' ' ' | sed 's/ $//'))"
-	BOARD="" RUST_TARGET="" CARGO_FEATURES="" OPENWRT_ARCH="" OPENWRT_TARGET=""
+	BOARD="" RUST_TARGET="" RUST_FLAGS="" CARGO_FEATURES="" OPENWRT_ARCH="" OPENWRT_TARGET=""
 	QEMU_USER_ARCH="" QEMU_USER_CPU="" SIZE_BUDGET_KIB="" FLASH_MB=""
 	# shellcheck disable=SC1090 # descriptors are plain KEY="value" lines
 	. "$f"
@@ -217,9 +217,10 @@ workspace_version() {
 }
 feed_var() { sed -n "s/^$1:=//p" "$FEED_PKG/Makefile" | head -1; }
 
-# cargo_build TARGET FEATURES LOG: a release build of the nuvol binary.
+# cargo_build TARGET FEATURES LOG [RUST_FLAGS]: a release build of the nuvol
+# binary; RUST_FLAGS are the board descriptor's own code-generation flags.
 cargo_build() {
-	local target=$1 features=$2 log=$3
+	local target=$1 features=$2 log=$3 board_flags=${4:-}
 	local -a cmd
 	local -a feat=()
 	# shellcheck disable=SC2054 # std,panic_abort is one argument
@@ -238,11 +239,10 @@ cargo_build() {
 	# Size (measured on aarch64, 2026-11-21): std rebuilt with its
 	# optimize_for_size feature (-11 %), and panics that abort at once instead
 	# of formatting a message (-9 %; the agent never panics on input by design,
-	# and a debug build keeps the messages). On MIPS, position-dependent code
-	# avoids a GOT load per call (-20 % there; no effect on ARM or x86).
+	# and a debug build keeps the messages). Per-board flags (Thumb-2 on ARMv7,
+	# position-dependent code on MIPS and i586) come from the descriptor.
 	cmd+=(-Zbuild-std-features=optimize_for_size)
-	RUSTFLAGS+=" -Zunstable-options -Cpanic=immediate-abort"
-	case $target in mips*) RUSTFLAGS+=" -C relocation-model=static" ;; esac
+	RUSTFLAGS+=" -Zunstable-options -Cpanic=immediate-abort${board_flags:+ $board_flags}"
 	export RUSTFLAGS
 	# -Zbuild-std on the pinned stable toolchain: RUSTC_BOOTSTRAP unlocks it.
 	export RUSTC_BOOTSTRAP=1
@@ -430,7 +430,7 @@ build_board() {
 	# A failed build must not leave last time's binary looking current.
 	rm -f "$DIST/$board/nuvol" "$DIST/$board"/nuvol_*.ipk
 	say "[$n/$count] $board: compiling for $RUST_TARGET${CARGO_FEATURES:+ with features $CARGO_FEATURES} ($BUILDER; log in ${log#"$ROOT"/})"
-	if ! cargo_build "$RUST_TARGET" "$CARGO_FEATURES" "$log"; then
+	if ! cargo_build "$RUST_TARGET" "$CARGO_FEATURES" "$log" "$RUST_FLAGS"; then
 		grep -E -A12 '^error' "$log" | head -n 40 >&2
 		echo "build.sh: $board: build failed for $RUST_TARGET (full log: ${log#"$ROOT"/})" >&2
 		board_failed "$board" "build failed" "$t0"
