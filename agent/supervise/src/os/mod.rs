@@ -15,6 +15,7 @@ mod adopt;
 mod cgroup;
 mod output;
 mod probe;
+mod reply;
 mod sigchld;
 mod spawn;
 mod supervisor;

@@ -13,8 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,7 @@ use super::adopt::{self, Record};
 use super::cgroup::{Group, Hierarchy};
 use super::output::{LineSplitter, Ring};
 use super::probe::{self, Verdict};
+use super::reply::{self, Answer};
 use super::{sigchld, spawn};
 use crate::policy::{Action, Event, ExitStatus, Health, Instance, Level, PublishRecord, Signal};
 use crate::service::{Probe, ServiceDef};
@@ -96,20 +96,20 @@ enum Command {
     Event {
         name: String,
         event: Event,
-        reply: SyncSender<Result<(), Error>>,
+        reply: Answer<Result<(), Error>>,
     },
     Views {
         name: Option<String>,
-        reply: SyncSender<Result<Vec<InstanceView>, Error>>,
+        reply: Answer<Result<Vec<InstanceView>, Error>>,
     },
     Logs {
         name: String,
         lines: usize,
-        reply: SyncSender<Result<Vec<String>, Error>>,
+        reply: Answer<Result<Vec<String>, Error>>,
     },
     Apply {
         defs: Vec<ServiceDef>,
-        reply: SyncSender<Result<(), Error>>,
+        reply: Answer<Result<(), Error>>,
     },
     /// A health probe's verdict, from its thread.
     Verdict(Verdict),
@@ -119,12 +119,44 @@ enum Command {
     },
 }
 
+/// Requests waiting for the loop: pushed by the handle and by probe threads
+/// (each push pokes the wake pipe), taken by the loop. A list behind a mutex
+/// rather than a channel, for the reason [`reply`] gives.
+#[derive(Clone)]
+struct Inbox(Arc<Mutex<Option<Vec<Command>>>>);
+
+impl Inbox {
+    fn new() -> Inbox {
+        Inbox(Arc::new(Mutex::new(Some(Vec::new()))))
+    }
+
+    /// Queues `cmd`; [`Error::Gone`] once the loop has ended.
+    fn push(&self, cmd: Command) -> Result<(), Error> {
+        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.as_mut().ok_or(Error::Gone)?.push(cmd);
+        Ok(())
+    }
+
+    /// Everything queued, oldest first.
+    fn take(&self) -> Vec<Command> {
+        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Refuses further requests and drops the queued ones, which answers
+    /// their callers with [`Error::Gone`].
+    fn close(&self) {
+        let queued = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(queued);
+    }
+}
+
 /// Handle to the supervisor thread. All methods are cheap request/answer
 /// round trips (the thread answers between two loop turns, in well under a
 /// millisecond unless it is busy forking), so they can be called from async
 /// code directly or through `smol::unblock`.
 pub struct Supervisor {
-    commands: Mutex<Sender<Command>>,
+    inbox: Inbox,
     wake: Arc<OwnedFd>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -142,7 +174,7 @@ impl Supervisor {
         fs::create_dir_all(&options.state_dir)?;
         let (wake_read, wake_write) = super::nonblocking_pipe()?;
         let wake = Arc::new(wake_write);
-        let (tx, rx) = mpsc::channel();
+        let inbox = Inbox::new();
         let sigchld = sigchld::register()?;
         let cgroups = if options.cgroups {
             match Hierarchy::detect() {
@@ -159,8 +191,7 @@ impl Supervisor {
             options,
             origin: Instant::now(),
             slots: Vec::new(),
-            commands: rx,
-            verdicts: tx.clone(),
+            inbox: inbox.clone(),
             wake_read,
             wake: wake.clone(),
             sigchld,
@@ -180,27 +211,26 @@ impl Supervisor {
                 lp.run();
             })?;
         Ok(Supervisor {
-            commands: Mutex::new(tx),
+            inbox,
             wake,
             thread: Mutex::new(Some(thread)),
         })
     }
 
     fn send(&self, cmd: Command) -> Result<(), Error> {
-        let tx = self.commands.lock().unwrap_or_else(|p| p.into_inner());
-        tx.send(cmd).map_err(|_| Error::Gone)?;
+        self.inbox.push(cmd)?;
         poke(&self.wake);
         Ok(())
     }
 
     fn event(&self, name: &str, event: Event) -> Result<(), Error> {
-        let (reply, answer) = mpsc::sync_channel(1);
+        let (reply, answer) = reply::slot();
         self.send(Command::Event {
             name: name.into(),
             event,
             reply,
         })?;
-        answer.recv().map_err(|_| Error::Gone)?
+        answer.wait().ok_or(Error::Gone)?
     }
 
     pub fn start(&self, name: &str) -> Result<(), Error> {
@@ -241,18 +271,18 @@ impl Supervisor {
 
     /// Every instance, in definition order.
     pub fn list(&self) -> Result<Vec<InstanceView>, Error> {
-        let (reply, answer) = mpsc::sync_channel(1);
+        let (reply, answer) = reply::slot();
         self.send(Command::Views { name: None, reply })?;
-        answer.recv().map_err(|_| Error::Gone)?
+        answer.wait().ok_or(Error::Gone)?
     }
 
     pub fn status(&self, name: &str) -> Result<InstanceView, Error> {
-        let (reply, answer) = mpsc::sync_channel(1);
+        let (reply, answer) = reply::slot();
         self.send(Command::Views {
             name: Some(name.into()),
             reply,
         })?;
-        let mut views = answer.recv().map_err(|_| Error::Gone)??;
+        let mut views = answer.wait().ok_or(Error::Gone)??;
         views
             .pop()
             .ok_or_else(|| Error::UnknownService(name.into()))
@@ -260,22 +290,22 @@ impl Supervisor {
 
     /// The last `lines` output lines of the service, oldest first.
     pub fn logs(&self, name: &str, lines: usize) -> Result<Vec<String>, Error> {
-        let (reply, answer) = mpsc::sync_channel(1);
+        let (reply, answer) = reply::slot();
         self.send(Command::Logs {
             name: name.into(),
             lines,
             reply,
         })?;
-        answer.recv().map_err(|_| Error::Gone)?
+        answer.wait().ok_or(Error::Gone)?
     }
 
     /// Replaces the set of definitions (config reload): new services start
     /// (when enabled), removed ones stop and disappear, changed ones are
     /// restarted if what they run changed.
     pub fn apply(&self, defs: Vec<ServiceDef>) -> Result<(), Error> {
-        let (reply, answer) = mpsc::sync_channel(1);
+        let (reply, answer) = reply::slot();
         self.send(Command::Apply { defs, reply })?;
-        answer.recv().map_err(|_| Error::Gone)?
+        answer.wait().ok_or(Error::Gone)?
     }
 
     /// Stops every instance (SIGTERM, SIGKILL after each `term_timeout`),
@@ -372,10 +402,9 @@ struct Loop {
     options: Options,
     origin: Instant,
     slots: Vec<Slot>,
-    commands: Receiver<Command>,
-    /// Where probe threads send their verdicts: the command channel, so one
-    /// channel (and one wake-up pipe) carries everything the loop is told.
-    verdicts: Sender<Command>,
+    /// Requests, and the verdicts of probe threads: one queue (and one
+    /// wake-up pipe) carries everything the loop is told.
+    inbox: Inbox,
     wake_read: OwnedFd,
     wake: Arc<OwnedFd>,
     sigchld: sigchld::Registration,
@@ -398,6 +427,14 @@ enum Source {
     Pidfd(usize),
     Out(usize),
     Err(usize),
+}
+
+impl Drop for Loop {
+    /// However the loop ends, requests still queued are answered
+    /// [`Error::Gone`] and new ones refused, so no caller waits forever.
+    fn drop(&mut self) {
+        self.inbox.close();
+    }
 }
 
 impl Loop {
@@ -537,7 +574,7 @@ impl Loop {
     }
 
     fn commands(&mut self) {
-        while let Ok(cmd) = self.commands.try_recv() {
+        for cmd in self.inbox.take() {
             match cmd {
                 Command::Event { name, event, reply } => {
                     let r = match self.find(&name) {
@@ -547,7 +584,7 @@ impl Loop {
                         }
                         None => Err(Error::UnknownService(name)),
                     };
-                    let _ = reply.send(r);
+                    reply.send(r);
                 }
                 Command::Views { name, reply } => {
                     let r = match name {
@@ -557,18 +594,18 @@ impl Loop {
                             None => Err(Error::UnknownService(n)),
                         },
                     };
-                    let _ = reply.send(r);
+                    reply.send(r);
                 }
                 Command::Logs { name, lines, reply } => {
                     let r = match self.find(&name) {
                         Some(i) => Ok(self.slots[i].ring.tail(lines)),
                         None => Err(Error::UnknownService(name)),
                     };
-                    let _ = reply.send(r);
+                    reply.send(r);
                 }
                 Command::Apply { defs, reply } => {
                     self.apply(defs, false);
-                    let _ = reply.send(Ok(()));
+                    reply.send(Ok(()));
                 }
                 Command::Verdict(v) => {
                     if let Some(i) = self.find(&v.instance) {
@@ -813,10 +850,11 @@ impl Loop {
                     };
                     let wake = self.wake.clone();
                     let busy = slot.probe_busy.clone();
-                    let verdicts = self.verdicts.clone();
+                    let inbox = self.inbox.clone();
                     let started =
                         probe::start(name.clone(), token, p, timeout, account, move |verdict| {
-                            let _ = verdicts.send(Command::Verdict(verdict));
+                            // After the loop ended nobody needs the verdict.
+                            let _ = inbox.push(Command::Verdict(verdict));
                             busy.store(false, Ordering::Release);
                             poke(&wake);
                         });
