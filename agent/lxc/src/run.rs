@@ -143,10 +143,9 @@ fn wait_bounded(mut child: Child, program: &str, timeout: Duration) -> Result<Ou
     })
 }
 
-type Reader = std::sync::mpsc::Receiver<Vec<u8>>;
+type Reader = thread::JoinHandle<Vec<u8>>;
 
 fn drain(mut r: File) -> Reader {
-    let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
         let mut kept = Vec::new();
         let mut buf = [0u8; 4096];
@@ -159,20 +158,26 @@ fn drain(mut r: File) -> Reader {
                 }
             }
         }
-        let _ = tx.send(kept);
-    });
-    rx
+        kept
+    })
 }
 
 /// The stream's text; a daemon the command left behind may still hold the
 /// pipe, so waiting is bounded by the command's own deadline (at least a
-/// moment, for output written just before exit).
-fn collect(rx: Option<Reader>, deadline: Instant) -> String {
-    let Some(rx) = rx else { return String::new() };
-    let wait = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(200));
-    match rx.recv_timeout(wait) {
+/// moment, for output written just before exit). A reader still running
+/// then is left to end on its own.
+fn collect(reader: Option<Reader>, deadline: Instant) -> String {
+    let Some(reader) = reader else {
+        return String::new();
+    };
+    let until = deadline.max(Instant::now() + Duration::from_millis(200));
+    while !reader.is_finished() {
+        if Instant::now() >= until {
+            return String::new();
+        }
+        thread::sleep(POLL);
+    }
+    match reader.join() {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(_) => String::new(),
     }
