@@ -625,7 +625,9 @@ impl Node {
                 });
             }
         }
-        out.sort_by(|a, b| {
+        // A total order (a node has one record per type and port), so the
+        // unstable sort, smaller in code, gives the one possible result.
+        out.sort_unstable_by(|a, b| {
             let ha = a.record.health == crate::catalog::Health::Unhealthy;
             let hb = b.record.health == crate::catalog::Health::Unhealthy;
             ha.cmp(&hb)
@@ -637,6 +639,7 @@ impl Node {
                 .then(a.load_x100.cmp(&b.load_x100))
                 .then(a.node.cmp(&b.node))
                 .then(a.record.port.cmp(&b.record.port))
+                .then(a.record.service_type.cmp(&b.record.service_type))
         });
         out
     }
