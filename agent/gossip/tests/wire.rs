@@ -298,6 +298,55 @@ fn fields_added_by_newer_versions_are_ignored() {
 }
 
 #[test]
+fn structs_may_be_indefinite_but_messages_must_be_definite_and_complete() {
+    // [8, "b", [_ 5, "web", 80]]: a tombstone entry as an indefinite array.
+    assert_eq!(
+        decode_packet(&unhex("82019f830861629f05637765621850ffff")).unwrap(),
+        vec![Message::Service {
+            node: "b".into(),
+            entry: CatalogEntry {
+                version: 5,
+                service_type: "web".into(),
+                port: 80,
+                record: None,
+            },
+        }]
+    );
+    // [_ 0, 7, "b"]: a message is a definite array.
+    assert_eq!(
+        decode_packet(&unhex("82019f9f00076162ffff")),
+        Err(WireError::Malformed)
+    );
+    // [0, 7]: a ping without its target.
+    assert_eq!(
+        decode_packet(&unhex("82019f820007ff")),
+        Err(WireError::Malformed)
+    );
+}
+
+#[test]
+fn a_record_with_a_health_from_a_newer_version_reads_as_absent() {
+    // The golden Service message with health 3, then a ping. The derived
+    // decoder this codec replaced read such a record as absent and skipped
+    // the item after it (here the ping); every version must read it alike.
+    let service =
+        "8308616284046377656218508863776562616461626831302e302e302e321850626d638182616b617603";
+    let bytes = unhex(&format!("82019f{service}8300076162ff"));
+    assert_eq!(
+        decode_packet(&bytes).unwrap(),
+        vec![Message::Service {
+            node: "b".into(),
+            entry: CatalogEntry {
+                version: 4,
+                service_type: "web".into(),
+                port: 80,
+                record: None,
+            },
+        }]
+    );
+}
+
+#[test]
 fn other_wire_versions_are_refused() {
     assert_eq!(
         decode_packet(&unhex("82029fff")),
