@@ -13,14 +13,15 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use nuvol_page::{PageConfig, run_cgi, serve};
+//! use nuvol_page::{PageConfig, run_cgi};
 //! // Settings: the `config page 'page'` section of the UCI file (see [`auth`]).
 //! let uci = nuvol_uci::parse("config page 'page'\n\tlist allowed_user 'root'\n").unwrap();
 //! let page = PageConfig::from_uci(&uci, Path::new("/var/run/nuvol.sock"), Path::new("/var/lib/nuvol")).unwrap();
 //! // As CGI (GATEWAY_INTERFACE is set): serve one request, exit with the code.
 //! let code = run_cgi(&page);
-//! // `nuvol agent --http 127.0.0.1:8080`: on its own thread, forever.
-//! std::thread::spawn(move || serve("127.0.0.1:8080".parse().unwrap(), page));
+//! // `nuvol agent --http 127.0.0.1:8080` (feature `server`): on its own thread, forever.
+//! # #[cfg(feature = "server")]
+//! std::thread::spawn(move || nuvol_page::serve("127.0.0.1:8080".parse().unwrap(), page));
 //! # let _ = code;
 //! ```
 //!
@@ -29,6 +30,9 @@
 //! * [`run_cgi_failure`] answers with a 500 page naming the problem when the
 //!   binary cannot load its config at all.
 //! * [`serve_listener`] serves an already bound listener.
+//! * The built-in server (`serve`, `serve_listener`, the `server` module) is
+//!   the cargo feature `server`, on by default. A router that serves the page as
+//!   CGI under uhttpd does without it (about 12 kB of the binary on aarch64).
 //! * [`hash_password`] makes the `option password_hash` string for the
 //!   built-in server's login; [`auth::passwd_main`] is the whole
 //!   `nuvol page-passwd` command (password on stdin, the hash on stdout).
@@ -62,9 +66,11 @@ pub mod cgi;
 pub mod form;
 pub mod html;
 pub mod route;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod views;
 
 pub use auth::{hash_password, PageConfig};
 pub use cgi::{cgi_main, run_cgi, run_cgi_failure};
+#[cfg(feature = "server")]
 pub use server::{serve, serve_listener};
