@@ -428,7 +428,7 @@ impl Ctx {
         self: &Rc<Self>,
         service_type: Option<String>,
     ) -> Option<(u64, Receiver<()>)> {
-        use crate::federation::{encode, Search, QUERY, QUERY_TIMEOUT_MS, SUPER_TAG};
+        use crate::federation::{QUERY, QUERY_TIMEOUT_MS, SUPER_TAG};
         let supers = self
             .st
             .borrow()
@@ -442,7 +442,7 @@ impl Ctx {
         }
         let params = g::QueryParams {
             name: QUERY.into(),
-            payload: encode(&Search { service_type }),
+            payload: service_type.map(String::into_bytes).unwrap_or_default(),
             nodes: Vec::new(),
             tags: vec![(SUPER_TAG.0.into(), SUPER_TAG.1.into())],
             timeout: Duration::from_millis(QUERY_TIMEOUT_MS),

@@ -9,15 +9,20 @@
 //! its microcloud with one bounded query ([`QUERY`], sent only to members
 //! tagged [`SUPER_TAG`]) and merges their answers with its own catalog.
 //!
-//! This module is the pure part: the query and answer formats (CBOR, every
-//! field indexed so fields can only be added), decoding of untrusted answers,
-//! and the merge a plain node does. Its heavy half builds a summary from the
-//! LAN catalog, plans the publish/unpublish steps that bring the pool in line
-//! with it, and builds an answer that fits one datagram. The IO lives in
-//! `fedpool.rs`. See `docs/federation.md`.
+//! This module is the pure part: the query and answer formats, decoding of
+//! untrusted answers, and the merge a plain node does. Its heavy half builds
+//! a summary from the LAN catalog, plans the publish/unpublish steps that
+//! bring the pool in line with it, and builds an answer that fits one
+//! datagram. The IO lives in `fedpool.rs`. See `docs/federation.md`.
+//!
+//! Formats, chosen so a base build carries no new codec: the query payload
+//! is the service type in UTF-8 (empty: every type); the answer is the
+//! control protocol's `Response::Services` list of [`ServiceView`] in CBOR,
+//! whose encoder and decoder every build already has (the agent answers
+//! the CLI with it, the CLI reads it). The query name is versioned: a
+//! richer format would come as another name.
 
-use minicbor::{Decode, Encode};
-use nuvol_control::{Health, ServiceView};
+use nuvol_control::{Health, Response, ServiceView};
 
 /// Name of the query a node sends to its microcloud's super nodes.
 pub const QUERY: &str = "nuvol-fed";
@@ -32,50 +37,30 @@ pub const MAX_MERGED: usize = 512;
 /// microcloud, txt key or value); a hit with a longer one is dropped.
 const MAX_FIELD: usize = 255;
 
-/// The query's payload: what the asker looks for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
-pub struct Search {
-    /// Only services of this type (all types when absent).
-    #[n(0)]
-    pub service_type: Option<String>,
-}
-
-/// A super node's answer: the best hits that fit one datagram. A hit is a
-/// [`ServiceView`], the control protocol's search result, whose codec every
-/// build already carries: `microcloud`, `host`, `ip` and `port` say where the
-/// service is; `quality`, `rtt_us` and `load_x100` are from the super node's
-/// view (WAN RTT to the publishing super node, its load, the health).
-#[derive(Debug, Clone, Default, Encode, Decode)]
-pub struct Answer {
-    #[n(0)]
-    pub hits: Vec<ServiceView>,
-    /// Matching hits left out for size (ask with `--type` to see them).
-    #[n(1)]
-    pub omitted: u32,
-}
-
-pub fn encode<T: Encode<()>>(v: &T) -> Vec<u8> {
-    // Writing to a Vec cannot fail.
-    minicbor::to_vec(v).unwrap_or_default()
-}
-
-/// Decodes a query payload; `None` for bytes that are not one.
+/// Reads a query payload: `Some(None)` for every type, `Some(Some(t))` for
+/// type `t`, `None` for bytes that are not a type name.
 #[cfg(any(feature = "heavy", test))]
-pub fn decode_search(bytes: &[u8]) -> Option<Search> {
-    let s: Search = minicbor::decode(bytes).ok()?;
-    match &s.service_type {
-        Some(t) if t.is_empty() || t.len() > MAX_FIELD => None,
-        _ => Some(s),
+pub fn parse_search(payload: &[u8]) -> Option<Option<String>> {
+    match core::str::from_utf8(payload).ok()? {
+        "" => Some(None),
+        t if t.len() > MAX_FIELD => None,
+        t => Some(Some(t.to_string())),
     }
 }
 
-/// Decodes an answer from a member; hits with empty or oversized fields, a
-/// zero port or no microcloud are dropped. Allocation is bounded by the
-/// datagram the answer came in.
-pub fn decode_answer(bytes: &[u8]) -> Result<Answer, String> {
-    let mut a: Answer =
-        minicbor::decode(bytes).map_err(|e| format!("not a federation answer: {e}"))?;
-    a.hits.retain(|h| {
+/// Decodes a super node's answer. A hit is a [`ServiceView`]: `microcloud`,
+/// `host`, `ip` and `port` say where the service is; `quality`, `rtt_us` and
+/// `load_x100` are from the super node's view (WAN RTT to the publishing
+/// super node, its load, the health). Hits with empty or oversized fields, a
+/// zero port, no microcloud or a quality over 100 are dropped. Allocation is
+/// bounded by the datagram the answer came in.
+pub fn decode_answer(bytes: &[u8]) -> Result<Vec<ServiceView>, String> {
+    let mut hits = match nuvol_control::frame::decode::<Response>(bytes) {
+        Ok(Response::Services(v)) => v,
+        Ok(_) => return Err("not a federation answer: another response".into()),
+        Err(e) => return Err(format!("not a federation answer: {e}")),
+    };
+    hits.retain(|h| {
         h.quality <= 100
             && plausible(
                 &h.service_type,
@@ -87,7 +72,7 @@ pub fn decode_answer(bytes: &[u8]) -> Result<Answer, String> {
                 &h.txt,
             )
     });
-    Ok(a)
+    Ok(hits)
 }
 
 /// Every field of a record within bounds, and the ones that locate it set.
@@ -115,9 +100,13 @@ fn plausible(
 /// own microcloud (a super node cannot know it better than we do), one
 /// entry per (microcloud, host, type, port) with the best quality, best
 /// first (unhealthy last), at most `local.len() + MAX_MERGED`.
-pub fn merge(local: Vec<ServiceView>, answers: Vec<Answer>, own: &str) -> Vec<ServiceView> {
+pub fn merge(
+    local: Vec<ServiceView>,
+    answers: Vec<Vec<ServiceView>>,
+    own: &str,
+) -> Vec<ServiceView> {
     let mut foreign: Vec<ServiceView> = Vec::new();
-    for v in answers.into_iter().flat_map(|a| a.hits) {
+    for v in answers.into_iter().flatten() {
         if v.microcloud == own {
             continue;
         }
@@ -135,15 +124,20 @@ pub fn merge(local: Vec<ServiceView>, answers: Vec<Answer>, own: &str) -> Vec<Se
             None => {}
         }
     }
-    let mut out = local;
-    out.extend(foreign);
-    let unhealthy = |v: &ServiceView| matches!(v.health, Health::Unhealthy);
-    // Stable: equal services keep the local search's RTT order.
-    out.sort_by(|a, b| {
-        unhealthy(a)
-            .cmp(&unhealthy(b))
-            .then(b.quality.cmp(&a.quality))
-    });
+    // Rank: unhealthy last, then quality, best first; equal ranks keep
+    // their order (local first, in the local search's RTT order). Sorted
+    // by insertion with a binary search: a few hundred entries at most,
+    // and no sort routine instantiated for this one type (flash).
+    let rank = |v: &ServiceView| {
+        let sick = matches!(v.health, Health::Unhealthy);
+        (sick, 100u8.saturating_sub(v.quality))
+    };
+    let mut out: Vec<ServiceView> = Vec::with_capacity(local.len() + foreign.len());
+    for v in local.into_iter().chain(foreign) {
+        let r = rank(&v);
+        let at = out.partition_point(|o| rank(o) <= r);
+        out.insert(at, v);
+    }
     out
 }
 
@@ -253,18 +247,19 @@ mod heavy {
             .collect()
     }
 
-    /// The answer to `search` from `results` (best first), deduplicated
-    /// by (microcloud, host, type, port) — two super nodes of one microcloud
-    /// publish the same summary — and cut to fit `budget` bytes encoded.
-    pub fn answer(results: &[&g::SearchResult], search: &Search, budget: usize) -> Vec<u8> {
+    /// The answer to a search for `service_type` (every type when `None`)
+    /// from `results` (best first), deduplicated by (microcloud, host, type,
+    /// port) — two super nodes of one microcloud publish the same summary —
+    /// and cut to fit `budget` bytes encoded (ask with a type to get all
+    /// hits of that type).
+    pub fn answer(
+        results: &[&g::SearchResult],
+        service_type: Option<&str>,
+        budget: usize,
+    ) -> Vec<u8> {
         let mut hits: Vec<ServiceView> = Vec::new();
-        let mut matching = 0u32;
         for r in results {
-            if search
-                .service_type
-                .as_ref()
-                .is_some_and(|t| *t != r.record.service_type)
-            {
+            if service_type.is_some_and(|t| t != r.record.service_type) {
                 continue;
             }
             let dup = hits.iter().any(|h| {
@@ -273,21 +268,19 @@ mod heavy {
                     && h.service_type == r.record.service_type
                     && h.port == r.record.port
             });
-            if dup {
-                continue;
+            if !dup {
+                hits.push(crate::agent::search_view(r));
             }
-            matching += 1;
-            hits.push(crate::agent::search_view(r));
         }
         hits.sort_by_key(|h| core::cmp::Reverse(h.quality));
-        // Sum the hits' own sizes (a few bytes of slack for the array and
-        // `omitted` headers growing), then encode once; shrink in the rare
-        // case the slack was not enough. Linear in the number of hits.
-        const SLACK: usize = 8;
-        let mut size = encode(&Answer::default()).len() + SLACK;
+        // Sum the hits' own sizes (a few bytes of slack for the headers),
+        // then encode once; shrink in the rare case the slack was not
+        // enough. Linear in the number of hits.
+        const SLACK: usize = 16;
+        let mut size = SLACK;
         let mut n = 0;
         for h in &hits {
-            size += encode(h).len();
+            size += minicbor::to_vec(h).map_or(usize::MAX / 2, |b| b.len());
             if size > budget {
                 break;
             }
@@ -295,15 +288,16 @@ mod heavy {
         }
         hits.truncate(n);
         loop {
-            let a = Answer {
-                omitted: matching - hits.len() as u32,
-                hits,
+            let resp = Response::Services(hits);
+            // Writing CBOR to a Vec cannot fail.
+            let bytes = minicbor::to_vec(&resp).unwrap_or_default();
+            let Response::Services(back) = resp else {
+                return bytes;
             };
-            let bytes = encode(&a);
-            if bytes.len() <= budget || a.hits.is_empty() {
+            hits = back;
+            if bytes.len() <= budget || hits.is_empty() {
                 return bytes;
             }
-            hits = a.hits;
             hits.pop();
         }
     }
@@ -349,26 +343,28 @@ mod tests {
         )
     }
 
+    fn encode(hits: Vec<ServiceView>) -> Vec<u8> {
+        minicbor::to_vec(Response::Services(hits)).unwrap()
+    }
+
+    fn keys(v: &[ServiceView]) -> Vec<(String, String, String, u16, u8)> {
+        v.iter().map(key).collect()
+    }
+
     #[test]
     fn answers_round_trip_and_garbage_is_an_error() {
-        let a = Answer {
-            hits: vec![hit("http", "h1", 80, "b", 90)],
-            omitted: 2,
-        };
-        let back = decode_answer(&encode(&a)).unwrap();
-        assert_eq!(back.omitted, 2);
-        assert_eq!(
-            back.hits.iter().map(key).collect::<Vec<_>>(),
-            a.hits.iter().map(key).collect::<Vec<_>>()
-        );
-        assert_eq!(back.hits[0].description, "http on h1");
+        let hits = vec![hit("http", "h1", 80, "b", 90)];
+        let back = decode_answer(&encode(hits.clone())).unwrap();
+        assert_eq!(keys(&back), keys(&hits));
+        assert_eq!(back[0].description, "http on h1");
         assert!(decode_answer(&[0xff, 0x00, 0x13]).is_err());
         assert!(decode_answer(&[]).is_err());
-        let s = Search {
-            service_type: Some("http".into()),
-        };
-        assert_eq!(decode_search(&encode(&s)), Some(s));
-        assert_eq!(decode_search(b"\x82"), None);
+        let other = minicbor::to_vec(Response::Ok).unwrap();
+        assert!(decode_answer(&other).is_err());
+        assert_eq!(parse_search(b""), Some(None));
+        assert_eq!(parse_search(b"http"), Some(Some("http".into())));
+        assert_eq!(parse_search(b"\xff\xfe"), None);
+        assert_eq!(parse_search("x".repeat(300).as_bytes()), None);
     }
 
     #[test]
@@ -382,36 +378,24 @@ mod tests {
         let mut bad_txt = hit("http", "h6", 80, "b", 90);
         bad_txt.txt = vec![(String::new(), "v".into())];
         let good = hit("http", "h5", 80, "b", 90);
-        let a = Answer {
-            hits: vec![bad_port, no_cloud, long, over, bad_txt, good.clone()],
-            omitted: 0,
-        };
-        let back = decode_answer(&encode(&a)).unwrap();
-        assert_eq!(
-            back.hits.iter().map(key).collect::<Vec<_>>(),
-            vec![key(&good)]
-        );
+        let all = vec![bad_port, no_cloud, long, over, bad_txt, good.clone()];
+        let back = decode_answer(&encode(all)).unwrap();
+        assert_eq!(keys(&back), vec![key(&good)]);
     }
 
     #[test]
     fn merge_drops_own_microcloud_dedups_and_ranks() {
         let local = vec![hit("http", "mine", 80, "a", 95)];
         let answers = vec![
-            Answer {
-                hits: vec![
-                    hit("http", "far", 80, "b", 40),
-                    hit("http", "spoof", 80, "a", 100),
-                ],
-                omitted: 0,
-            },
+            vec![
+                hit("http", "far", 80, "b", 40),
+                hit("http", "spoof", 80, "a", 100),
+            ],
             // A second super node of our microcloud answers the same, better.
-            Answer {
-                hits: vec![
-                    hit("http", "far", 80, "b", 60),
-                    hit("ssh", "x", 22, "c", 70),
-                ],
-                omitted: 0,
-            },
+            vec![
+                hit("http", "far", 80, "b", 60),
+                hit("ssh", "x", 22, "c", 70),
+            ],
         ];
         let out = merge(local, answers, "a");
         let seen: Vec<(&str, &str, u8)> = out
@@ -430,24 +414,14 @@ mod tests {
         sick.health = Health::Unhealthy;
         let out = merge(
             Vec::new(),
-            vec![Answer {
-                hits: vec![sick, hit("http", "ok", 80, "b", 10)],
-                omitted: 0,
-            }],
+            vec![vec![sick, hit("http", "ok", 80, "b", 10)]],
             "a",
         );
         assert_eq!(out[0].host, "ok");
         let many = (0..2000u16)
             .map(|i| hit("http", &format!("h{i}"), 80, "b", 50))
             .collect();
-        let out = merge(
-            Vec::new(),
-            vec![Answer {
-                hits: many,
-                omitted: 0,
-            }],
-            "a",
-        );
+        let out = merge(Vec::new(), vec![many], "a");
         assert_eq!(out.len(), MAX_MERGED);
     }
 
@@ -535,21 +509,16 @@ mod tests {
                 ])
                 .collect();
             let refs: Vec<&g::SearchResult> = rs.iter().collect();
-            let bytes = answer(&refs, &Search::default(), 1200);
+            let bytes = answer(&refs, None, 1200);
             assert!(bytes.len() <= 1200);
             let a = decode_answer(&bytes).unwrap();
-            assert!(a.hits.len() > 5);
-            assert_eq!(
-                a.hits.len() as u32 + a.omitted,
-                101,
-                "the duplicate is not counted"
-            );
-            let only_ssh = Search {
-                service_type: Some("ssh".into()),
-            };
-            let a = decode_answer(&answer(&refs, &only_ssh, 1200)).unwrap();
-            assert_eq!(a.hits.len(), 1);
-            assert_eq!(a.omitted, 0);
+            assert!(a.len() > 5, "{} hits fit", a.len());
+            let mut ks = keys(&a);
+            ks.dedup();
+            assert_eq!(ks.len(), a.len(), "no duplicates");
+            let a = decode_answer(&answer(&refs, Some("ssh"), 1200)).unwrap();
+            assert_eq!(a.len(), 1);
+            assert_eq!(a[0].service_type, "ssh");
         }
     }
 }

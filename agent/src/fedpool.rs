@@ -144,13 +144,15 @@ impl Pool {
     }
 
     /// Answers a [`federation::QUERY`] payload from the pool: foreign
-    /// services, best first, in at most `budget` bytes. Bytes that are not
-    /// a query get an empty answer.
+    /// services, best first, in at most `budget` bytes.
     pub fn answer(&self, payload: &[u8], budget: usize) -> Vec<u8> {
-        let search = federation::decode_search(payload).unwrap_or_default();
+        // Bytes that are not a type name get an empty answer.
+        let Some(service_type) = federation::parse_search(payload) else {
+            return federation::answer(&[], None, budget);
+        };
         let node = self.node.borrow();
         let results = node.search(&g::SearchFilter {
-            service_type: search.service_type.clone(),
+            service_type: service_type.clone(),
             microcloud: None,
         });
         let tag_of = |n: &str| {
@@ -159,7 +161,7 @@ impl Pool {
                 .map(String::from)
         };
         let foreign = federation::foreign(&results, &self.microcloud, tag_of);
-        federation::answer(&foreign, &search, budget)
+        federation::answer(&foreign, service_type.as_deref(), budget)
     }
 
     /// Leaves the pool gracefully (the agent is shutting down).
