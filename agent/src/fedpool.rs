@@ -67,10 +67,11 @@ pub fn start(ctx: &Rc<Ctx>, f: &FedConfig) -> Result<Rc<Pool>, StartError> {
             .name
             .clone()
             .unwrap_or_else(|| format!("{}/{}", st.cfg.microcloud, st.cfg.name));
+        // No `load` tag: the super node's load says nothing about the
+        // providers it summarises, so a hit's quality is health and RTT.
         let tags = vec![
             ("microcloud".to_string(), st.cfg.microcloud.clone()),
             ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-            ("load".to_string(), st.meta.load_x100.to_string()),
         ];
         (name, st.cfg.microcloud.clone(), tags)
     };
