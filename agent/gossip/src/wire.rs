@@ -768,15 +768,14 @@ fn coordinate(d: &mut Decoder<'_>) -> Result<WireCoordinate, Error> {
     })
 }
 
-/// A health value this version does not know is an `unknown_variant` error
-/// (see [`entry`]).
+/// A health value this version does not know (a newer version's) reads as
+/// `Unknown`: the record stays published, only its rank drops.
 fn health(d: &mut Decoder<'_>) -> Result<Health, Error> {
-    match d.i64()? {
-        0 => Ok(Health::Healthy),
-        1 => Ok(Health::Unhealthy),
-        2 => Ok(Health::Unknown),
-        n => Err(Error::unknown_variant(n)),
-    }
+    Ok(match d.i64()? {
+        0 => Health::Healthy,
+        1 => Health::Unhealthy,
+        _ => Health::Unknown,
+    })
 }
 
 fn record(d: &mut Decoder<'_>) -> Result<ServiceRecord, Error> {
@@ -817,16 +816,7 @@ fn entry(d: &mut Decoder<'_>) -> Result<CatalogEntry, Error> {
             0 => version = Some(d.u64()?),
             1 => service_type = Some(text(d)?),
             2 => port = Some(d.u16()?),
-            3 => match optional(d, record) {
-                Ok(r) => rec = r,
-                // A record with a health value from a newer version reads
-                // as absent, and the item after it is skipped: what the
-                // derived decoder did with an optional field whose enum it
-                // did not know. Kept so that every version of this
-                // decoder reads the same bytes the same way.
-                Err(e) if e.is_unknown_variant() => d.skip()?,
-                Err(e) => return Err(e),
-            },
+            3 => rec = optional(d, record)?,
             _ => return Ok(false),
         }
         Ok(true)
