@@ -5,8 +5,8 @@
 //! CLI or CGI talks to a new agent while opkg upgrades the package. Written
 //! out, the codec is a fraction of the derive's code: the derive generated a
 //! decoding loop with an `Option` and an error message per field for every
-//! type and variant; here a struct is decoded by a struct literal that reads
-//! its fields in order ([`record`]), and one [`Fields`] cursor serves them all.
+//! type and variant; here one loop ([`fields`]) serves them all, and each
+//! struct is a table of its fields by index ([`wire_struct`]).
 //!
 //! The format, as the derive defined it:
 //! - a struct is the array of its fields in index order; a trailing `None` is
@@ -35,8 +35,11 @@ type Encoded<W> = Result<(), encode::Error<<W as Write>::Error>>;
 trait Wire: Sized {
     fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W>;
     fn take(d: &mut Decoder<'_>) -> Decoded<Self>;
-    /// What a field holds before its value is read. Never seen by callers: a
-    /// missing field that is not an `Option` is an error.
+    /// What a field holds before its value is read, and keeps when a peer
+    /// leaves it out: `None`, empty, zero, `false`, the first variant. Only
+    /// optional fields can be left out (`None`) and fields appended after the
+    /// first version (an older peer does not know them); for any other
+    /// missing field decoding fails.
     fn blank() -> Self;
 }
 
@@ -84,72 +87,72 @@ minicbor_via_wire!(
 
 // ---- Shapes: structs, variants, lists, options, pairs ----
 
-/// The fields of one struct or variant being decoded: an array, definite or
-/// indefinite, whose positions are the field indexes.
-struct Fields<'a, 'b> {
-    d: &'a mut Decoder<'b>,
-    /// Items in the array; set when an indefinite one ends.
-    len: Option<u64>,
-    /// Items read so far.
-    read: u64,
-}
-
-impl Fields<'_, '_> {
-    /// The next field, or `T::blank()` when the array ended before it
-    /// ([`record`] then decides whether that field could be missing).
-    fn field<T: Wire>(&mut self) -> Decoded<T> {
-        if self.next()? {
-            take(self.d)
-        } else {
-            Ok(T::blank())
-        }
-    }
-
-    /// Whether another item follows; consumes the break of an indefinite array.
-    fn next(&mut self) -> Decoded<bool> {
-        match self.len {
-            Some(n) if self.read == n => return Ok(false),
-            None if self.d.datatype()? == Type::Break => {
-                self.d.skip()?;
-                self.len = Some(self.read);
-                return Ok(false);
-            }
-            _ => {}
-        }
-        self.read += 1;
-        Ok(true)
-    }
-}
-
-/// Decodes one struct or variant: `build` takes its fields in index order
-/// with [`Fields::field`]. Fields after those (from a newer peer) are
-/// skipped; fewer than `required` (every field up to the last one that is not
-/// an `Option`) is an error.
-fn record<'b, T>(
+/// Decodes the fields of one struct or variant, an array (definite or
+/// indefinite) whose positions are the field indexes: `field(d, index)` reads
+/// the field at `index` into place, or skips it when this version does not
+/// know it (a newer peer's). Fails when fewer than `required` fields came.
+///
+/// One loop for every type, each adding only its `match` (measured on the
+/// aarch64 binary: a cursor whose steps got inlined into every type, or a
+/// struct literal with a `?` per field, came out 2-5 KiB larger).
+fn fields<'b>(
     d: &mut Decoder<'b>,
     required: u64,
     what: &'static str,
-    build: impl FnOnce(&mut Fields<'_, 'b>) -> Decoded<T>,
-) -> Decoded<T> {
+    field: &mut dyn FnMut(&mut Decoder<'b>, u64) -> Decoded<()>,
+) -> Decoded<()> {
     let at = d.position();
     let len = d.array()?;
-    let mut f = Fields { d, len, read: 0 };
-    let v = build(&mut f)?;
-    if f.read < required {
-        let missing = i64::try_from(f.read).unwrap_or(i64::MAX);
+    let mut index = 0;
+    loop {
+        match len {
+            Some(n) if index == n => break,
+            None if d.datatype()? == Type::Break => {
+                d.skip()?;
+                break;
+            }
+            _ => field(d, index)?,
+        }
+        index += 1;
+    }
+    if index < required {
+        let missing = i64::try_from(index).unwrap_or(i64::MAX);
         return Err(decode::Error::missing_value(missing)
             .with_message(what)
             .at(at));
     }
-    while f.next()? {
-        f.d.skip()?;
-    }
-    Ok(v)
+    Ok(())
 }
 
 /// A variant with one field.
 fn one<T: Wire>(d: &mut Decoder<'_>, what: &'static str) -> Decoded<T> {
-    record(d, 1, what, |f| f.field())
+    let mut v = T::blank();
+    fields(d, 1, what, &mut |d, i| {
+        match i {
+            0 => v = take(d)?,
+            _ => d.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(v)
+}
+
+/// A variant with two fields, of which the first `required` must be there.
+fn two<A: Wire, B: Wire>(
+    d: &mut Decoder<'_>,
+    required: u64,
+    what: &'static str,
+) -> Decoded<(A, B)> {
+    let mut v = (A::blank(), B::blank());
+    fields(d, required, what, &mut |d, i| {
+        match i {
+            0 => v.0 = take(d)?,
+            1 => v.1 = take(d)?,
+            _ => d.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(v)
 }
 
 /// Reads an enum's `[index, ` and returns the index and where it was.
@@ -315,14 +318,40 @@ macro_rules! wire_unsigned {
 
 wire_unsigned!(u8, u16, u32, u64);
 
-/// Encodes a struct: the array of its fields, in index order.
-macro_rules! put_fields {
-    ($e:expr; $($field:expr),+ $(,)?) => {{
-        let e = $e;
-        e.array(<[&str]>::len(&[$(stringify!($field)),+]) as u64)?;
-        $($field.put(e)?;)+
-        Ok(())
-    }};
+/// A struct's CBOR form, from the table of its fields by index (what was
+/// `#[n(i)]` on each field): an array of the fields in index order. List the
+/// fields in index order, without gaps. `required` is how many fields a peer
+/// must send: those up to the last one that is not an `Option`. Keep it when
+/// appending a field, so an older peer's message, which lacks the new field,
+/// still decodes, with the new field blank.
+macro_rules! wire_struct {
+    ($t:ident, required $required:literal: $($i:literal $field:ident),+ $(,)?) => {
+        impl Wire for $t {
+            fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
+                e.array([$($i),+].len() as u64)?;
+                $(self.$field.put(e)?;)+
+                Ok(())
+            }
+
+            fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
+                let mut v = Self::blank();
+                fields(d, $required, stringify!($t), &mut |d, i| {
+                    match i {
+                        $($i => v.$field = take(d)?,)+
+                        _ => d.skip()?,
+                    }
+                    Ok(())
+                })?;
+                Ok(v)
+            }
+
+            fn blank() -> Self {
+                $t {
+                    $($field: Wire::blank(),)+
+                }
+            }
+        }
+    };
 }
 
 // ---- Unit enums: the discriminant is the wire index ----
@@ -443,27 +472,24 @@ impl Wire for Request {
             1 => unit(d, R::Members)?,
             2 => unit(d, R::Services)?,
             3 => R::Publish(one(d, "Request::Publish")?),
-            4 => record(d, 2, "Request::Unpublish", |f| {
-                Ok(R::Unpublish {
-                    service_type: f.field()?,
-                    port: f.field()?,
-                })
-            })?,
-            5 => record(d, 2, "Request::Search", |f| {
-                Ok(R::Search {
-                    service_type: f.field()?,
-                    scope: f.field()?,
-                })
-            })?,
+            4 => {
+                let (service_type, port) = two(d, 2, "Request::Unpublish")?;
+                R::Unpublish { service_type, port }
+            }
+            5 => {
+                let (service_type, scope) = two(d, 2, "Request::Search")?;
+                R::Search {
+                    service_type,
+                    scope,
+                }
+            }
             6 => R::Rtt {
                 node: one(d, "Request::Rtt")?,
             },
-            7 => record(d, 2, "Request::Event", |f| {
-                Ok(R::Event {
-                    name: f.field()?,
-                    payload: f.field()?,
-                })
-            })?,
+            7 => {
+                let (name, payload) = two(d, 2, "Request::Event")?;
+                R::Event { name, payload }
+            }
             8 => R::Query(one(d, "Request::Query")?),
             9 => R::Join {
                 addrs: one(d, "Request::Join")?,
@@ -475,32 +501,24 @@ impl Wire for Request {
             14 => R::ServiceStatus {
                 name: one(d, "Request::ServiceStatus")?,
             },
-            15 => record(d, 2, "Request::ServiceControl", |f| {
-                Ok(R::ServiceControl {
-                    name: f.field()?,
-                    action: f.field()?,
-                })
-            })?,
-            16 => record(d, 2, "Request::ServiceLogs", |f| {
-                Ok(R::ServiceLogs {
-                    name: f.field()?,
-                    lines: f.field()?,
-                })
-            })?,
+            15 => {
+                let (name, action) = two(d, 2, "Request::ServiceControl")?;
+                R::ServiceControl { name, action }
+            }
+            16 => {
+                let (name, lines) = two(d, 2, "Request::ServiceLogs")?;
+                R::ServiceLogs { name, lines }
+            }
             17 => unit(d, R::AppTemplates)?,
             18 => unit(d, R::AppList)?,
-            19 => record(d, 2, "Request::AppInstall", |f| {
-                Ok(R::AppInstall {
-                    template: f.field()?,
-                    name: f.field()?,
-                })
-            })?,
-            20 => record(d, 2, "Request::AppControl", |f| {
-                Ok(R::AppControl {
-                    name: f.field()?,
-                    action: f.field()?,
-                })
-            })?,
+            19 => {
+                let (template, name) = two(d, 2, "Request::AppInstall")?;
+                R::AppInstall { template, name }
+            }
+            20 => {
+                let (name, action) = two(d, 2, "Request::AppControl")?;
+                R::AppControl { name, action }
+            }
             21 => R::AppStatus {
                 name: one(d, "Request::AppStatus")?,
             },
@@ -513,48 +531,20 @@ impl Wire for Request {
     }
 }
 
-impl Wire for PublishSpec {
-    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-        put_fields!(e; self.service_type, self.port, self.description, self.txt)
-    }
+wire_struct!(PublishSpec, required 4:
+    0 service_type,
+    1 port,
+    2 description,
+    3 txt,
+);
 
-    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        record(d, 4, "PublishSpec", |f| {
-            Ok(PublishSpec {
-                service_type: f.field()?,
-                port: f.field()?,
-                description: f.field()?,
-                txt: f.field()?,
-            })
-        })
-    }
-
-    fn blank() -> Self {
-        PublishSpec::default()
-    }
-}
-
-impl Wire for QuerySpec {
-    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-        put_fields!(e; self.name, self.payload, self.nodes, self.tags, self.timeout_ms)
-    }
-
-    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        record(d, 5, "QuerySpec", |f| {
-            Ok(QuerySpec {
-                name: f.field()?,
-                payload: f.field()?,
-                nodes: f.field()?,
-                tags: f.field()?,
-                timeout_ms: f.field()?,
-            })
-        })
-    }
-
-    fn blank() -> Self {
-        QuerySpec::default()
-    }
-}
+wire_struct!(QuerySpec, required 5:
+    0 name,
+    1 payload,
+    2 nodes,
+    3 tags,
+    4 timeout_ms,
+);
 
 impl Wire for KeyCommand {
     fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
@@ -661,12 +651,10 @@ impl Wire for Response {
             2 => R::Info(one(d, "Response::Info")?),
             3 => R::Members(one(d, "Response::Members")?),
             4 => R::Services(one(d, "Response::Services")?),
-            5 => record(d, 1, "Response::Rtt", |f| {
-                Ok(R::Rtt {
-                    node: f.field()?,
-                    rtt_us: f.field()?,
-                })
-            })?,
+            5 => {
+                let (node, rtt_us) = two(d, 1, "Response::Rtt")?;
+                R::Rtt { node, rtt_us }
+            }
             6 => R::QueryResponses(one(d, "Response::QueryResponses")?),
             7 => R::Keys(one(d, "Response::Keys")?),
             8 => R::Key(one(d, "Response::Key")?),
@@ -684,198 +672,61 @@ impl Wire for Response {
     }
 }
 
-impl Wire for NodeInfo {
-    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-        put_fields!(e;
-            self.name,
-            self.microcloud,
-            self.board,
-            self.arch,
-            self.version,
-            self.addr,
-            self.uptime_s,
-            self.mem_total_kb,
-            self.mem_free_kb,
-            self.load_x100,
-            self.members_alive,
-            self.members_total,
-            self.keys_installed,
-            self.encrypted,
-            self.health_score,
-            self.incarnation,
-            self.agent_rss_kb,
-            self.packets_rejected,
-        )
-    }
+wire_struct!(NodeInfo, required 18:
+    0 name,
+    1 microcloud,
+    2 board,
+    3 arch,
+    4 version,
+    5 addr,
+    6 uptime_s,
+    7 mem_total_kb,
+    8 mem_free_kb,
+    9 load_x100,
+    10 members_alive,
+    11 members_total,
+    12 keys_installed,
+    13 encrypted,
+    14 health_score,
+    15 incarnation,
+    16 agent_rss_kb,
+    17 packets_rejected,
+);
 
-    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        record(d, 18, "NodeInfo", |f| {
-            Ok(NodeInfo {
-                name: f.field()?,
-                microcloud: f.field()?,
-                board: f.field()?,
-                arch: f.field()?,
-                version: f.field()?,
-                addr: f.field()?,
-                uptime_s: f.field()?,
-                mem_total_kb: f.field()?,
-                mem_free_kb: f.field()?,
-                load_x100: f.field()?,
-                members_alive: f.field()?,
-                members_total: f.field()?,
-                keys_installed: f.field()?,
-                encrypted: f.field()?,
-                health_score: f.field()?,
-                incarnation: f.field()?,
-                agent_rss_kb: f.field()?,
-                packets_rejected: f.field()?,
-            })
-        })
-    }
+wire_struct!(MemberView, required 8:
+    0 name,
+    1 addr,
+    2 state,
+    3 microcloud,
+    4 incarnation,
+    5 rtt_us,
+    6 since_change_s,
+    7 tags,
+);
 
-    fn blank() -> Self {
-        NodeInfo::default()
-    }
-}
+wire_struct!(ServiceView, required 11:
+    0 service_type,
+    1 description,
+    2 host,
+    3 ip,
+    4 port,
+    5 microcloud,
+    6 txt,
+    7 health,
+    8 rtt_us,
+    9 load_x100,
+    10 quality,
+);
 
-impl Wire for MemberView {
-    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-        put_fields!(e;
-            self.name,
-            self.addr,
-            self.state,
-            self.microcloud,
-            self.incarnation,
-            self.rtt_us,
-            self.since_change_s,
-            self.tags,
-        )
-    }
+wire_struct!(QueryAnswer, required 2:
+    0 node,
+    1 payload,
+);
 
-    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        record(d, 8, "MemberView", |f| {
-            Ok(MemberView {
-                name: f.field()?,
-                addr: f.field()?,
-                state: f.field()?,
-                microcloud: f.field()?,
-                incarnation: f.field()?,
-                rtt_us: f.field()?,
-                since_change_s: f.field()?,
-                tags: f.field()?,
-            })
-        })
-    }
-
-    fn blank() -> Self {
-        MemberView {
-            name: String::new(),
-            addr: String::new(),
-            state: MemberState::Alive,
-            microcloud: String::new(),
-            incarnation: 0,
-            rtt_us: None,
-            since_change_s: 0,
-            tags: Vec::new(),
-        }
-    }
-}
-
-impl Wire for ServiceView {
-    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-        put_fields!(e;
-            self.service_type,
-            self.description,
-            self.host,
-            self.ip,
-            self.port,
-            self.microcloud,
-            self.txt,
-            self.health,
-            self.rtt_us,
-            self.load_x100,
-            self.quality,
-        )
-    }
-
-    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        record(d, 11, "ServiceView", |f| {
-            Ok(ServiceView {
-                service_type: f.field()?,
-                description: f.field()?,
-                host: f.field()?,
-                ip: f.field()?,
-                port: f.field()?,
-                microcloud: f.field()?,
-                txt: f.field()?,
-                health: f.field()?,
-                rtt_us: f.field()?,
-                load_x100: f.field()?,
-                quality: f.field()?,
-            })
-        })
-    }
-
-    fn blank() -> Self {
-        ServiceView {
-            service_type: String::new(),
-            description: String::new(),
-            host: String::new(),
-            ip: String::new(),
-            port: 0,
-            microcloud: String::new(),
-            txt: Vec::new(),
-            health: Health::Unknown,
-            rtt_us: None,
-            load_x100: 0,
-            quality: 0,
-        }
-    }
-}
-
-impl Wire for QueryAnswer {
-    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-        put_fields!(e; self.node, self.payload)
-    }
-
-    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        record(d, 2, "QueryAnswer", |f| {
-            Ok(QueryAnswer {
-                node: f.field()?,
-                payload: f.field()?,
-            })
-        })
-    }
-
-    fn blank() -> Self {
-        QueryAnswer {
-            node: String::new(),
-            payload: Vec::new(),
-        }
-    }
-}
-
-impl Wire for KeyView {
-    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-        put_fields!(e; self.fingerprint, self.primary)
-    }
-
-    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        record(d, 2, "KeyView", |f| {
-            Ok(KeyView {
-                fingerprint: f.field()?,
-                primary: f.field()?,
-            })
-        })
-    }
-
-    fn blank() -> Self {
-        KeyView {
-            fingerprint: String::new(),
-            primary: false,
-        }
-    }
-}
+wire_struct!(KeyView, required 2:
+    0 fingerprint,
+    1 primary,
+);
 
 impl Wire for ChangeView {
     fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
@@ -913,14 +764,26 @@ impl Wire for ChangeView {
             0 => ChangeView::Member(one(d, "ChangeView::Member")?),
             1 => ChangeView::ServiceUp(one(d, "ChangeView::ServiceUp")?),
             2 => ChangeView::ServiceDown(one(d, "ChangeView::ServiceDown")?),
-            3 => record(d, 4, "ChangeView::Event", |f| {
-                Ok(ChangeView::Event {
-                    from: f.field()?,
-                    name: f.field()?,
-                    payload: f.field()?,
-                    lamport: f.field()?,
-                })
-            })?,
+            3 => {
+                let (mut from, mut name, mut payload, mut lamport) =
+                    (String::new(), String::new(), Vec::new(), 0);
+                fields(d, 4, "ChangeView::Event", &mut |d, i| {
+                    match i {
+                        0 => from = take(d)?,
+                        1 => name = take(d)?,
+                        2 => payload = take(d)?,
+                        3 => lamport = take(d)?,
+                        _ => d.skip()?,
+                    }
+                    Ok(())
+                })?;
+                ChangeView::Event {
+                    from,
+                    name,
+                    payload,
+                    lamport,
+                }
+            }
             n => return Err(unknown_variant(n, at)),
         })
     }
@@ -930,128 +793,34 @@ impl Wire for ChangeView {
     }
 }
 
-impl Wire for InstanceView {
-    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-        put_fields!(e;
-            self.name,
-            self.state,
-            self.pid,
-            self.health,
-            self.restarts,
-            self.published,
-            self.uptime_s,
-            self.last_log,
-            self.kind,
-        )
-    }
+wire_struct!(InstanceView, required 9:
+    0 name,
+    1 state,
+    2 pid,
+    3 health,
+    4 restarts,
+    5 published,
+    6 uptime_s,
+    7 last_log,
+    8 kind,
+);
 
-    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        record(d, 9, "InstanceView", |f| {
-            Ok(InstanceView {
-                name: f.field()?,
-                state: f.field()?,
-                pid: f.field()?,
-                health: f.field()?,
-                restarts: f.field()?,
-                published: f.field()?,
-                uptime_s: f.field()?,
-                last_log: f.field()?,
-                kind: f.field()?,
-            })
-        })
-    }
+wire_struct!(TemplateView, required 6:
+    0 name,
+    1 description,
+    2 version,
+    3 architectures,
+    4 supported,
+    5 installed,
+);
 
-    fn blank() -> Self {
-        InstanceView {
-            name: String::new(),
-            state: String::new(),
-            pid: None,
-            health: Health::Unknown,
-            restarts: 0,
-            published: false,
-            uptime_s: None,
-            last_log: Vec::new(),
-            kind: String::new(),
-        }
-    }
-}
-
-impl Wire for TemplateView {
-    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-        put_fields!(e;
-            self.name,
-            self.description,
-            self.version,
-            self.architectures,
-            self.supported,
-            self.installed,
-        )
-    }
-
-    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        record(d, 6, "TemplateView", |f| {
-            Ok(TemplateView {
-                name: f.field()?,
-                description: f.field()?,
-                version: f.field()?,
-                architectures: f.field()?,
-                supported: f.field()?,
-                installed: f.field()?,
-            })
-        })
-    }
-
-    fn blank() -> Self {
-        TemplateView {
-            name: String::new(),
-            description: String::new(),
-            version: String::new(),
-            architectures: Vec::new(),
-            supported: false,
-            installed: false,
-        }
-    }
-}
-
-impl Wire for AppView {
-    fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-        put_fields!(e;
-            self.name,
-            self.template,
-            self.state,
-            self.ips,
-            self.ports,
-            self.memory_bytes,
-            self.health,
-            self.published,
-        )
-    }
-
-    fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
-        record(d, 8, "AppView", |f| {
-            Ok(AppView {
-                name: f.field()?,
-                template: f.field()?,
-                state: f.field()?,
-                ips: f.field()?,
-                ports: f.field()?,
-                memory_bytes: f.field()?,
-                health: f.field()?,
-                published: f.field()?,
-            })
-        })
-    }
-
-    fn blank() -> Self {
-        AppView {
-            name: String::new(),
-            template: String::new(),
-            state: String::new(),
-            ips: Vec::new(),
-            ports: Vec::new(),
-            memory_bytes: None,
-            health: Health::Unknown,
-            published: false,
-        }
-    }
-}
+wire_struct!(AppView, required 8:
+    0 name,
+    1 template,
+    2 state,
+    3 ips,
+    4 ports,
+    5 memory_bytes,
+    6 health,
+    7 published,
+);
