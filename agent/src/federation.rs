@@ -273,6 +273,29 @@ mod heavy {
             }
         }
         hits.sort_by_key(|h| core::cmp::Reverse(h.quality));
+        if service_type.is_none() {
+            // One datagram cannot hold every type's hits: take the best of
+            // each type first, then the second best of each, and so on, so
+            // a search over all types (the page's type tabs) sees every
+            // type that fits.
+            let mut seen: Vec<(String, usize)> = Vec::new();
+            let mut round: Vec<(usize, ServiceView)> = Vec::with_capacity(hits.len());
+            for h in hits {
+                let nth = match seen.iter_mut().find(|(t, _)| *t == h.service_type) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        seen.push((h.service_type.clone(), 0));
+                        0
+                    }
+                };
+                round.push((nth, h));
+            }
+            round.sort_by_key(|(nth, _)| *nth);
+            hits = round.into_iter().map(|(_, h)| h).collect();
+        }
         // Sum the hits' own sizes (a few bytes of slack for the headers),
         // then encode once; shrink in the rare case the slack was not
         // enough. Linear in the number of hits.
@@ -505,7 +528,14 @@ mod tests {
                 .map(|i| result("sb", record("http", &format!("host-{i}"), 80, "b")))
                 .chain([
                     result("sb2", record("http", "host-0", 80, "b")),
-                    result("sb", record("ssh", "s", 22, "b")),
+                    // The worst of all: still in, as the only one of its type.
+                    result(
+                        "sb",
+                        g::ServiceRecord {
+                            health: g::Health::Unhealthy,
+                            ..record("ssh", "s", 22, "b")
+                        },
+                    ),
                 ])
                 .collect();
             let refs: Vec<&g::SearchResult> = rs.iter().collect();
@@ -516,6 +546,10 @@ mod tests {
             let mut ks = keys(&a);
             ks.dedup();
             assert_eq!(ks.len(), a.len(), "no duplicates");
+            assert!(
+                a.iter().any(|h| h.service_type == "ssh"),
+                "every type gets its best hit in before a second of another"
+            );
             let a = decode_answer(&answer(&refs, Some("ssh"), 1200)).unwrap();
             assert_eq!(a.len(), 1);
             assert_eq!(a[0].service_type, "ssh");
