@@ -99,6 +99,9 @@ main() {
 	step cargo-fmt 5m cargo fmt --all --check
 	step cargo-clippy 40m nice -n 10 cargo clippy --workspace --all-targets -- -D warnings
 	step cargo-test 40m nice -n 10 cargo test --workspace
+	# The heavier-node extension (federation) is a feature of the agent only.
+	step cargo-clippy-heavy 20m nice -n 10 cargo clippy -p nuvol --features heavy --all-targets -- -D warnings
+	step cargo-test-heavy 20m nice -n 10 cargo test -p nuvol --features heavy --bins --test federation
 	# The pure cores stay no_std + alloc: built for a bare-metal target, whose
 	# core and alloc come from rust-src (no std exists there to lean on).
 	step no-std-cores 15m env RUSTC_BOOTSTRAP=1 nice -n 10 cargo build -p nuvol-gossip -p nuvol-supervise \

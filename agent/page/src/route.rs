@@ -337,13 +337,28 @@ fn get_view(
             let selected = query.text("type");
             // All types in one call: the tabs need every type seen, and the
             // selected tab is a filter over the same answer.
-            let found = match call(Request::Search {
+            let mut found = match call(Request::Search {
                 service_type: None,
                 scope,
             })? {
                 Response::Services(s) => s,
                 r => return Err(unexpected(r)),
             };
+            // Other microclouds answer a global search in one datagram per
+            // super node, shared by every type; asked for one type, they
+            // spend it all on that type, so the selected tab gets its own call.
+            if scope == Scope::Global && !selected.is_empty() {
+                match call(Request::Search {
+                    service_type: Some(selected.to_string()),
+                    scope,
+                })? {
+                    Response::Services(typed) => {
+                        found.retain(|s| s.service_type != selected);
+                        found.extend(typed);
+                    }
+                    r => return Err(unexpected(r)),
+                }
+            }
             match page.as_mut() {
                 Some(p) => views::search(p, &found, scope, selected, query.get("all").is_some()),
                 None => {

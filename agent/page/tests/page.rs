@@ -215,6 +215,23 @@ fn search_scope_and_type_tabs_filter_results() {
 }
 
 #[test]
+fn a_global_search_for_one_type_asks_the_agent_for_that_type() {
+    // Other microclouds answer in one datagram per super node: asked for one
+    // type, they spend all of it on that type.
+    let (agent, page, _dir) = setup("search-typed");
+    let ssh = get(&page, "/search", "scope=global&type=ssh");
+    assert!(ssh.body.contains("Shell on beta"), "{}", ssh.body);
+    let asked = agent.requests.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.contains("service_type: Some(\"ssh\")") && r.contains("Global")),
+        "{asked:?}"
+    );
+    assert_eq!(ssh.body.matches("Shell on beta").count(), 1, "{}", ssh.body);
+}
+
+#[test]
 fn json_format_returns_the_same_data() {
     let (_agent, page, _dir) = setup("json");
     let a = get(&page, "/members", "format=json");
