@@ -191,6 +191,28 @@ fn unit_index(d: &mut Decoder<'_>, count: usize) -> Decoded<usize> {
     }
 }
 
+/// Decodes the items of a list, an array (definite or indefinite), calling
+/// `item` for each. One loop for every item type, like [`fields`].
+fn items_of<'b>(
+    d: &mut Decoder<'b>,
+    item: &mut dyn FnMut(&mut Decoder<'b>) -> Decoded<()>,
+) -> Decoded<()> {
+    match d.array()? {
+        Some(n) => {
+            for _ in 0..n {
+                item(d)?;
+            }
+        }
+        None => {
+            while d.datatype()? != Type::Break {
+                item(d)?;
+            }
+            d.skip()?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes an enum's `[index, [` for a variant with `fields` fields.
 fn head<W: Write>(e: &mut Encoder<W>, index: u64, fields: u64) -> Encoded<W> {
     e.array(2)?.u64(index)?.array(fields)?;
@@ -206,19 +228,10 @@ impl<T: Wire> Wire for Vec<T> {
     fn take(d: &mut Decoder<'_>) -> Decoded<Self> {
         // No `with_capacity`: the length is the peer's claim, the input is the fact.
         let mut items = Vec::new();
-        match d.array()? {
-            Some(n) => {
-                for _ in 0..n {
-                    items.push(take(d)?);
-                }
-            }
-            None => {
-                while d.datatype()? != Type::Break {
-                    items.push(take(d)?);
-                }
-                d.skip()?;
-            }
-        }
+        items_of(d, &mut |d| {
+            items.push(take(d)?);
+            Ok(())
+        })?;
         Ok(items)
     }
 
