@@ -114,8 +114,9 @@ pub fn run_blocking(inv: &Invocation) -> std::io::Result<Outcome> {
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
     };
     let stdout = child.stdout.take();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
+    // The reader hands its bytes back through its JoinHandle (no channel:
+    // std's channel code would be the only one left in the binary).
+    let reader = std::thread::Builder::new()
         .stack_size(32 * 1024)
         .spawn(move || {
             let mut out = Vec::new();
@@ -126,7 +127,7 @@ pub fn run_blocking(inv: &Invocation) -> std::io::Result<Outcome> {
                 let mut rest = limited.into_inner();
                 let _ = std::io::copy(&mut rest, &mut std::io::sink());
             }
-            let _ = tx.send(out);
+            out
         })?;
     let deadline = Instant::now() + inv.timeout;
     let mut timed_out = false;
@@ -142,19 +143,34 @@ pub fn run_blocking(inv: &Invocation) -> std::io::Result<Outcome> {
         std::thread::sleep(Duration::from_millis(20));
     };
     // A background process the script left behind may still hold stdout
-    // open; give it a moment, then end the whole group.
-    let stdout = match rx.recv_timeout(Duration::from_secs(1)) {
-        Ok(out) => out,
-        Err(_) => {
-            kill_group();
-            rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
-        }
+    // open; give it a moment, then end the whole group and wait a moment more.
+    let finished = reader_done(&reader) || {
+        kill_group();
+        reader_done(&reader)
+    };
+    let stdout = if finished {
+        reader.join().unwrap_or_default()
+    } else {
+        // Still blocked (the pipe is held by something outside the group):
+        // answer without its output; the thread ends when the pipe closes.
+        Vec::new()
     };
     Ok(Outcome {
         code: status.code(),
         timed_out,
         stdout,
     })
+}
+
+/// Whether the reader thread ends within a second, looking every 20 ms.
+fn reader_done<T>(reader: &std::thread::JoinHandle<T>) -> bool {
+    for _ in 0..50 {
+        if reader.is_finished() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader.is_finished()
 }
 
 #[cfg(test)]
