@@ -40,18 +40,14 @@ pub async fn accept_loop(ctx: Rc<Ctx>, listener: Async<UnixListener>) {
         let active = active.clone();
         ctx.ex
             .spawn(async move {
-                let mut stream = stream;
-                if active.get() >= MAX_CONNS {
-                    reply(
-                        &mut stream,
-                        &error("agent busy: too many control connections"),
-                    )
-                    .await;
-                    return;
+                let busy = active.get() >= MAX_CONNS;
+                if !busy {
+                    active.set(active.get() + 1);
                 }
-                active.set(active.get() + 1);
-                serve(&c, stream).await;
-                active.set(active.get() - 1);
+                serve(&c, stream, busy).await;
+                if !busy {
+                    active.set(active.get() - 1);
+                }
             })
             .detach();
     }
@@ -75,63 +71,67 @@ async fn reply(stream: &mut Async<UnixStream>, resp: &Response) {
     .await;
 }
 
-async fn serve(ctx: &Rc<Ctx>, mut stream: Async<UnixStream>) {
-    let body = match net::timeout(REQUEST_TIMEOUT, net::read_frame(&mut stream, MAX_REQUEST)).await
-    {
-        None => {
-            reply(&mut stream, &error("no complete request within 5 s")).await;
-            return;
-        }
-        Some(Ok(None)) => return,
-        Some(Ok(Some(b))) => b,
-        Some(Err(FrameError::TooLarge { announced, limit })) => {
-            reply(
-                &mut stream,
-                &error(format!(
-                    "request of {announced} bytes is over the {limit}-byte limit"
-                )),
-            )
-            .await;
-            return;
-        }
-        Some(Err(FrameError::Truncated)) => {
-            reply(
-                &mut stream,
-                &error("truncated request: connection closed mid-frame"),
-            )
-            .await;
-            return;
-        }
-        Some(Err(e)) => {
-            reply(&mut stream, &error(format!("bad request: {e}"))).await;
-            return;
+/// Serves one connection. Every answer, refusals included, goes out through
+/// the one `reply` below: each await of it would be another copy of the
+/// write-with-timeout state machine in the binary.
+async fn serve(ctx: &Rc<Ctx>, mut stream: Async<UnixStream>, busy: bool) {
+    let resp = if busy {
+        error("agent busy: too many control connections")
+    } else {
+        let body = net::timeout(REQUEST_TIMEOUT, net::read_frame(&mut stream, MAX_REQUEST)).await;
+        match incoming(body) {
+            Incoming::Request(Request::Monitor) => match monitor(ctx, &mut stream).await {
+                Some(refused) => refused,
+                None => return,
+            },
+            Incoming::Request(req) => dispatch(ctx, req).await,
+            Incoming::Refused(refused) => refused,
+            Incoming::Closed => return,
         }
     };
-    let request: Request = match frame::decode(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            reply(&mut stream, &error(format!("not a nuvol request ({e})"))).await;
-            return;
-        }
-    };
-    if let Request::Monitor = request {
-        monitor(ctx, stream).await;
-        return;
-    }
-    let resp = dispatch(ctx, request).await;
     reply(&mut stream, &resp).await;
 }
 
-/// Streams changes until the client hangs up (or falls too far behind).
-async fn monitor(ctx: &Rc<Ctx>, mut stream: Async<UnixStream>) {
+/// What a connection sent.
+enum Incoming {
+    Request(Request),
+    /// Not a request: the answer that says why.
+    Refused(Response),
+    /// Closed before sending anything: nothing to answer.
+    Closed,
+}
+
+/// Reads the frame read within [`REQUEST_TIMEOUT`] (`None`: it was not).
+fn incoming(body: Option<Result<Option<Vec<u8>>, FrameError>>) -> Incoming {
+    let refused = |message: String| Incoming::Refused(error(message));
+    let body = match body {
+        None => return refused("no complete request within 5 s".into()),
+        Some(Ok(None)) => return Incoming::Closed,
+        Some(Ok(Some(b))) => b,
+        Some(Err(FrameError::TooLarge { announced, limit })) => {
+            return refused(format!(
+                "request of {announced} bytes is over the {limit}-byte limit"
+            ))
+        }
+        Some(Err(FrameError::Truncated)) => {
+            return refused("truncated request: connection closed mid-frame".into())
+        }
+        Some(Err(e)) => return refused(format!("bad request: {e}")),
+    };
+    match frame::decode(&body) {
+        Ok(r) => Incoming::Request(r),
+        Err(e) => refused(format!("not a nuvol request ({e})")),
+    }
+}
+
+/// Streams changes until the client hangs up (or falls too far behind);
+/// the refusal to send when it cannot watch the socket.
+async fn monitor(ctx: &Rc<Ctx>, stream: &mut Async<UnixStream>) -> Option<Response> {
     // A second handle on the socket watches for the hang-up while the first
     // writes changes.
     let mut watch = match stream.get_ref().try_clone().and_then(Async::new) {
         Ok(w) => w,
-        Err(e) => {
-            reply(&mut stream, &error(format!("cannot monitor: {e}"))).await;
-            return;
-        }
+        Err(e) => return Some(error(format!("cannot monitor: {e}"))),
     };
     let changes = ctx.add_monitor();
     let mut b = [0u8; 1];
@@ -142,14 +142,14 @@ async fn monitor(ctx: &Rc<Ctx>, mut stream: Async<UnixStream>) {
             None
         })
         .await;
-        let Some(change) = next else { return };
+        let change = next?;
         let Ok(bytes) = frame::encode(&Response::Change(change)) else {
-            return;
+            return None;
         };
         use smol::io::AsyncWriteExt;
         let ok = net::timeout(REQUEST_TIMEOUT, stream.write_all(&bytes)).await;
         if !matches!(ok, Some(Ok(()))) {
-            return;
+            return None;
         }
     }
 }
