@@ -144,8 +144,13 @@ pub fn run(args: Vec<String>) -> i32 {
              more `config service` files in {DEFAULT_SERVICES_DIR} (agent option services_dir),\n\
              profile lan, beacon port {DEFAULT_BEACON_PORT} (0 = off), no page server. Flags override the file.\n\
              A `config federation` section makes a build with the heavy feature a super node\n\
-             (federation pool, default port 7948); other builds warn and ignore it.\n",
-            crate::cli::command_help("agent").unwrap_or_default()
+             (federation pool, default port 7948); other builds warn and ignore it.\n{}",
+            crate::cli::command_help("agent").unwrap_or_default(),
+            if cfg!(feature = "http") {
+                ""
+            } else {
+                "This build has no built-in page server: --http is ignored (serve the page as CGI).\n"
+            }
         );
         return 0;
     }
@@ -275,7 +280,13 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
         ));
     }
     if let Some(addr) = ctx.st.borrow().cfg.http {
+        #[cfg(feature = "http")]
         start_page(&ctx.st.borrow().cfg, addr);
+        #[cfg(not(feature = "http"))]
+        log::warn(&format!(
+            "this build has no built-in page server; http {addr} is ignored \
+             (serve the page as CGI under uhttpd, or use a build with the http feature)"
+        ));
     }
     #[cfg(feature = "heavy")]
     {
@@ -978,6 +989,7 @@ fn bind_control(cfg: &AgentConfig) -> Result<UnixListener, StartError> {
     Ok(listener)
 }
 
+#[cfg(feature = "http")]
 fn start_page(cfg: &AgentConfig, addr: SocketAddr) {
     let page = match nuvol_page::PageConfig::from_uci(&cfg.uci, &cfg.control, &cfg.state_dir) {
         Ok(p) => p,
