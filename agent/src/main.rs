@@ -21,6 +21,7 @@ mod net;
 mod services;
 mod signals;
 mod state;
+mod threadname;
 
 use std::path::PathBuf;
 
