@@ -15,13 +15,13 @@ mod federation;
 #[cfg(feature = "heavy")]
 mod fedpool;
 mod handlers;
+mod libc_shim;
 mod log;
 mod metadata;
 mod net;
 mod services;
 mod signals;
 mod state;
-mod threadname;
 
 use std::path::PathBuf;
 
