@@ -325,6 +325,11 @@ struct InQuery {
 
 /// Scan period for reaping dead members and old tombstones.
 const REAP_PERIOD: Duration = Duration::from_millis(1000);
+/// Gossip rounds after a join reply until the first early push-pull, then
+/// from the first to the second (LAN: +1 s, +6 s).
+const EARLY_PUSH_PULL_1: u32 = 5;
+const EARLY_PUSH_PULL_2: u32 = 25;
+
 /// Seeds contacted per join attempt, at most.
 const MAX_JOIN_TARGETS: usize = 8;
 /// Fan-out bound whatever the config says (a typo must not stall the node).
@@ -420,6 +425,9 @@ pub struct Node {
 
     next_gossip: Instant,
     next_push_pull: Instant,
+    /// Set after a join reply: the next push-pull is an early one (see
+    /// [`Node::arm_early_push_pull`]).
+    early_push_pull: bool,
     next_reconnect: Instant,
     next_reap: Instant,
     next_join: Option<Instant>,
@@ -493,6 +501,7 @@ impl Node {
             next_in_query: 1 << 32,
             next_gossip: Instant::ZERO,
             next_push_pull: Instant::ZERO,
+            early_push_pull: false,
             next_reconnect: Instant::ZERO,
             next_reap: Instant::ZERO,
             next_join: None,
@@ -708,6 +717,11 @@ impl Node {
         }
         if !self.left && now >= self.next_push_pull {
             self.next_push_pull = now + self.config.push_pull_interval_for(self.live);
+            if self.early_push_pull {
+                self.early_push_pull = false;
+                let second = now + self.config.gossip_interval * EARLY_PUSH_PULL_2;
+                self.next_push_pull = self.next_push_pull.min(second);
+            }
             if let Some(i) = self.random_member(|m| m.state.is_live()) {
                 let to = self.members[i].addr;
                 self.send_push_pull(to, false);
@@ -824,6 +838,9 @@ impl Node {
         self.merge(now, pp);
         self.quiet = false;
         if reply {
+            if join {
+                self.arm_early_push_pull(now);
+            }
             return Ok(None);
         }
         let out = self.seal(&wire::encode_push_pull(&self.push_pull_state(join, true)));
@@ -1156,6 +1173,20 @@ impl Node {
         self.next_reconnect = now + jitter(&mut self.rng, self.config.reconnect_interval);
         self.next_reap = now + REAP_PERIOD;
         self.members[0].state_since = now;
+    }
+
+    /// A join reply is the seed's view at one instant: nodes joining at the
+    /// same time (a power cut's reboot) are missing from it, and their
+    /// Alives, gossiped while everyone knew few members, can run out of
+    /// retransmissions before reaching us. So push-pull with a random live
+    /// member a few gossip rounds after joining, and again a little later,
+    /// instead of only after the full `push_pull_interval`.
+    fn arm_early_push_pull(&mut self, now: Instant) {
+        let at = now + self.config.gossip_interval * EARLY_PUSH_PULL_1;
+        if at < self.next_push_pull {
+            self.next_push_pull = at;
+            self.early_push_pull = true;
+        }
     }
 
     fn scaled(&self, d: Duration) -> Duration {
