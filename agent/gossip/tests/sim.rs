@@ -835,8 +835,14 @@ fn twenty_nodes_at_50_percent_loss_for_three_minutes_see_few_false_failures() {
     // Stated bound: at most one false dead declaration per 3-minute run on
     // average (one declaration reaches up to 19 observers, hence the events
     // bound); plain SWIM declares hundreds.
-    assert!(declared <= 20, "{declared} false dead declarations in 20 runs");
-    assert!(events <= 20 * 19, "{events} member-failed events in 20 runs");
+    assert!(
+        declared <= 20,
+        "{declared} false dead declarations in 20 runs"
+    );
+    assert!(
+        events <= 20 * 19,
+        "{events} member-failed events in 20 runs"
+    );
     let [(five_declared, _), _, (off_declared, _)] = totals;
     assert!(
         off_declared >= 100 * five_declared.max(1),
