@@ -222,9 +222,10 @@ feed_var() { sed -n "s/^$1:=//p" "$FEED_PKG/Makefile" | head -1; }
 cargo_build() {
 	local target=$1 features=$2 log=$3 board_flags=${4:-}
 	local -a cmd
-	local -a feat=()
-	# shellcheck disable=SC2054 # std,panic_abort is one argument
-	[ -z "$features" ] || feat=(--features "$features")
+	# A board gets exactly the features its descriptor lists: routers serve
+	# the page as CGI under uhttpd and leave the built-in server (http) out.
+	local -a feat=(--no-default-features)
+	[ -z "$features" ] || feat+=(--features "$features")
 	# shellcheck disable=SC2054 # std,panic_abort is one argument
 	if [ "$BUILDER" = cross ]; then
 		# cross links with the image's musl gcc, static by default for musl.
