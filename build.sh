@@ -68,7 +68,7 @@ all_boards() {
 load_board() {
 	local f=$ROOT/boards/$1.conf
 	[ -f "$f" ] || usage_die "unknown board '$1' (boards: $(all_boards | tr '\n' ' ' | sed 's/ $//'))"
-	BOARD="" RUST_TARGET="" RUST_FLAGS="" CARGO_FEATURES="" OPENWRT_ARCH="" OPENWRT_TARGET=""
+	BOARD="" RUST_TARGET="" RUST_FLAGS="" OMIT_LOCK_PREFIX="" CARGO_FEATURES="" OPENWRT_ARCH="" OPENWRT_TARGET=""
 	QEMU_USER_ARCH="" QEMU_USER_CPU="" SIZE_BUDGET_KIB="" FLASH_MB=""
 	# shellcheck disable=SC1090 # descriptors are plain KEY="value" lines
 	. "$f"
@@ -440,6 +440,19 @@ build_board() {
 	bin=$TARGET_DIR/$RUST_TARGET/release/nuvol
 	out=$DIST/$board/nuvol
 	cp "$bin" "$out"
+	if [ "$OMIT_LOCK_PREFIX" = yes ]; then
+		# The Quark's LOCK erratum: see boards/tools/omit-lock-prefix.py.
+		need_cmd objdump binutils
+		need_cmd python3 python3
+		say "[$n/$count] $board: rewriting LOCK-prefixed instructions (CPU erratum)"
+		if ! python3 "$ROOT/boards/tools/omit-lock-prefix.py" "$out" >>"$log" 2>&1; then
+			tail -n 3 "$log" >&2
+			echo "build.sh: $board: could not take the LOCK prefixes out of dist/$board/nuvol" >&2
+			rm -f "$out"
+			board_failed "$board" "lock patch failed" "$t0"
+			return 0
+		fi
+	fi
 	if [ -n "${NUVOL_NO_QEMU:-}" ]; then
 		say "[$n/$count] $board: checking it is statically linked (qemu check skipped: NUVOL_NO_QEMU)"
 	else

@@ -7,7 +7,8 @@
 # 2. cargo fmt --check, clippy with warnings denied, cargo test, all over the
 #    workspace;
 # 3. cross-builds the test boards with ./build.sh (armv7, mipsel, aarch64 and
-#    i586 by default; NUVOL_TEST_BOARDS="..." or "all" to change) and checks
+#    i586 by default, i586 twice: galileo is alix's binary without LOCK
+#    prefixes; NUVOL_TEST_BOARDS="..." or "all" to change) and checks
 #    each binary: statically linked, `nuvol --version` under its board's CPU;
 # 4. runs every executable tests/suite/*.sh: exit 0 pass, 77 skipped (its
 #    reason is printed), anything else fail.
@@ -109,7 +110,7 @@ main() {
 
 	# ---------------------------------------------------------- cross builds --
 
-	BOARDS=${NUVOL_TEST_BOARDS:-turris-omnia ramips turris-mox alix}
+	BOARDS=${NUVOL_TEST_BOARDS:-turris-omnia ramips turris-mox alix galileo}
 	[ "$BOARDS" = all ] && BOARDS=$(./build.sh list | tr '\n' ' ')
 	# The budget is its own result below, so a size overrun and a broken
 	# build read differently in the summary.

@@ -88,7 +88,7 @@ t_check "missing cargo-zigbuild with NUVOL_NO_INSTALL: one line" one_line_failur
 
 if command -v shellcheck >/dev/null; then
 	t_check "shellcheck build.sh and the test scripts" shellcheck -x -S warning -e SC1091 build.sh tests/run.sh tests/lib/common.sh \
-		tests/suite/build-*.sh openwrt-feed/net/nuvol/files/nuvol.init openwrt-feed/net/nuvol/files/nuvol.uci-defaults
+		tests/suite/*.sh qemu/*.sh qemu/init openwrt-feed/net/nuvol/files/nuvol.init openwrt-feed/net/nuvol/files/nuvol.uci-defaults
 else
 	echo "note: shellcheck not installed, lint check left out"
 fi

@@ -17,15 +17,25 @@ declare -A seen=()
 boards=()
 for b in ${NUVOL_TEST_GOSSIP_BOARDS:-$(./build.sh list)}; do
 	[ -x "dist/$b/nuvol" ] || continue
+	OMIT_LOCK_PREFIX=""
 	t_board "$b" || continue
-	[ -z "${seen[$RUST_TARGET]:-}" ] || continue
+	# One agent per distinct binary: a target, or a target patched for a CPU
+	# erratum (galileo: the i586 binary without LOCK prefixes).
+	[ -z "${seen[$RUST_TARGET/$OMIT_LOCK_PREFIX]:-}" ] || continue
 	command -v "qemu-$QEMU_USER_ARCH-static" >/dev/null || continue
 	t_agent_exists "qemu-$QEMU_USER_ARCH-static" -cpu "$QEMU_USER_CPU" "dist/$b/nuvol" || continue
-	seen[$RUST_TARGET]=1
+	seen[$RUST_TARGET/$OMIT_LOCK_PREFIX]=1
 	boards+=("$b")
 done
 [ ${#boards[@]} -ge 2 ] || t_skip "fewer than two cross-built agents in dist/ (have: ${boards[*]:-none}); run ./build.sh first"
 echo "boards: ${boards[*]}"
+no_lock_left() { [ "$(objdump -d -w "$1" | grep -c $'\tlock ')" -eq 0 ]; }
+for b in "${boards[@]}"; do
+	OMIT_LOCK_PREFIX=""
+	t_board "$b"
+	[ "$OMIT_LOCK_PREFIX" = yes ] || continue
+	t_check "$b: no LOCK-prefixed instruction left in dist/$b/nuvol" no_lock_left "dist/$b/nuvol"
+done
 
 t_tmpdir W gossip
 # One cluster key for all: the packets are sealed on one CPU, opened on another.

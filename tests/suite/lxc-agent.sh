@@ -32,7 +32,7 @@ WORK=$(mktemp -d /tmp/nuvol-lxc-agent.XXXXXX)
 PIDS=()
 fail() { echo "FAIL: $*"; for f in "$WORK"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 cleanup() {
-    for n in $(ls "$WORK/lxc" 2>/dev/null); do lxc-destroy -n "$n" -P "$WORK/lxc" -f >/dev/null 2>&1; done
+    for d in "$WORK"/lxc/*/; do [ -d "$d" ] || continue; n=${d%/}; n=${n##*/}; lxc-destroy -n "$n" -P "$WORK/lxc" -f >/dev/null 2>&1; done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
     umount /sys/class/net /sys/devices/virtual/net 2>/dev/null
@@ -74,7 +74,7 @@ config agent
 	option control '$WORK/b.sock'
 	option http ''
 CONF
-"$N" agent --config "$WORK/a.conf" > "$WORK/a.log" 2>&1 & A_PID=$!; PIDS+=($A_PID)
+"$N" agent --config "$WORK/a.conf" > "$WORK/a.log" 2>&1 & A_PID=$!; PIDS+=("$A_PID")
 "$N" agent --config "$WORK/b.conf" > "$WORK/b.log" 2>&1 & PIDS+=($!)
 
 A() { "$N" --control "$WORK/a.sock" "$@"; }
@@ -102,7 +102,7 @@ A app status web1 | grep -q RUNNING || fail "status: $(A app status web1)"
 init1=$(lxc-info -n web1 -P "$WORK/lxc" -pH)
 kill -KILL "$A_PID"; wait "$A_PID" 2>/dev/null
 [ "$(lxc-info -n web1 -P "$WORK/lxc" -pH)" = "$init1" ] || fail "the container died with the agent"
-"$N" agent --config "$WORK/a.conf" >> "$WORK/a.log" 2>&1 & A_PID=$!; PIDS+=($A_PID)
+"$N" agent --config "$WORK/a.conf" >> "$WORK/a.log" 2>&1 & A_PID=$!; PIDS+=("$A_PID")
 until_ok 10 A info || fail "agent a did not come back"
 until_ok 30 sh -c "\"$N\" --control \"$WORK/a.sock\" services | grep -q 8080" || fail "not published after the agent restart"
 [ "$(lxc-info -n web1 -P "$WORK/lxc" -pH)" = "$init1" ] || fail "the agent restart restarted the container"

@@ -41,7 +41,7 @@ cleanup() {
     for g in "${GROUPS_TO_KILL[@]}"; do kill -- "-$g" 2>/dev/null; done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
-    for n in $(ls "$WORK/lxc" 2>/dev/null); do lxc-destroy -n "$n" -P "$WORK/lxc" -f >/dev/null 2>&1; done
+    for d in "$WORK"/lxc/*/; do [ -d "$d" ] || continue; n=${d%/}; n=${n##*/}; lxc-destroy -n "$n" -P "$WORK/lxc" -f >/dev/null 2>&1; done
     nft delete table ip nuvolpage 2>/dev/null
     umount /sys/class/net /sys/devices/virtual/net 2>/dev/null
     rm -rf "$WORK"
