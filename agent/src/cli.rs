@@ -34,7 +34,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("event", "event NAME [PAYLOAD]", "send a user event to every member"),
     ("query", "query NAME [PAYLOAD] [--node N]... [--tag K=V]... [--timeout SECONDS]", "ask members and print their answers"),
     ("join", "join HOST:PORT...", "join a microcloud through these members"),
-    ("leave", "leave", "leave the microcloud gracefully (the agent keeps running)"),
+    ("leave", "leave", "leave the microcloud gracefully (the agent keeps running; `join` comes back)"),
     ("keys", "keys generate|install KEY|use KEY|remove KEY|list", "manage the cluster keyring (keys are base64, 32 bytes)"),
     ("monitor", "monitor", "print member, service and event changes as they happen"),
     ("service", "service list|status NAME|start NAME|stop NAME|restart NAME|logs NAME [--lines N]", "supervised local services"),

@@ -345,11 +345,6 @@ async fn join(ctx: &Rc<Ctx>, addrs: Vec<String>) -> Response {
     if addrs.is_empty() {
         return error("join needs at least one address");
     }
-    if ctx.st.borrow().node.is_left() {
-        // The core keeps announcing this node as left; a restart rejoins
-        // with a fresh incarnation.
-        return error("this node has left the microcloud; restart the agent to rejoin");
-    }
     let checked: Result<Vec<String>, String> = addrs
         .iter()
         .map(|a| crate::config::check_host_port(a))

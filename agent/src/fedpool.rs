@@ -255,15 +255,18 @@ impl Pool {
 async fn sync_loop(ctx: Rc<Ctx>, pool: Rc<Pool>) {
     loop {
         Timer::after(SYNC_INTERVAL).await;
-        if ctx.st.borrow().node.is_left() {
-            return;
-        }
+        // A node that left its microcloud (`nuvol leave`) speaks for it no
+        // more: its summary empties until it joins again.
         let lan = {
             let st = ctx.st.borrow();
-            st.node.search(&g::SearchFilter {
-                service_type: None,
-                microcloud: Some(pool.microcloud.clone()),
-            })
+            if st.node.is_left() {
+                Vec::new()
+            } else {
+                st.node.search(&g::SearchFilter {
+                    service_type: None,
+                    microcloud: Some(pool.microcloud.clone()),
+                })
+            }
         };
         pool.sync(pool.now(), &lan);
         pool.flush();

@@ -119,6 +119,13 @@ fn ten_agents_join_publish_search_fail_rejoin_and_leave() {
         (agents[5].alive().len() == N).then_some(())
     });
 
+    // `nuvol leave` on n7: the others mark it left; `nuvol join` brings it
+    // back alive everywhere without a restart.
+    agents[7].ok(&["leave"]);
+    all_see(&agents, "n7", "left", &[7], Duration::from_secs(30));
+    agents[7].ok(&["join", &seed]);
+    all_see(&agents, "n7", "alive", &[], Duration::from_secs(30));
+
     // SIGTERM n8: it exits 0 and the others mark it left, not failed.
     let status = agents[8].term();
     assert!(status.success(), "SIGTERM exit status {status}");

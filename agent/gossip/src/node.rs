@@ -857,12 +857,26 @@ impl Node {
         if !self.started {
             self.start(now);
         }
+        if self.left {
+            self.rejoin(now);
+        }
         for s in seeds {
             if *s != self.addr && !self.join_targets.contains(s) {
                 self.join_targets.push(*s);
             }
         }
         self.send_joins(now);
+    }
+
+    /// Back after a leave (a join does it): peers hold this node as left at
+    /// its incarnation, so it comes back alive at a higher one, as a
+    /// restarted node would, and its probing and records resume.
+    fn rejoin(&mut self, now: Instant) {
+        self.left = false;
+        self.incarnation += 1;
+        self.members[0].incarnation = self.incarnation;
+        self.set_state(0, MemberState::Alive, now);
+        self.announce_self();
     }
 
     /// Leave gracefully: peers mark this node left, not failed. Keep driving

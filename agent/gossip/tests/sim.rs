@@ -219,6 +219,36 @@ fn leaving_node_is_marked_left_not_failed() {
 }
 
 #[test]
+fn node_that_left_joins_again_and_is_alive_everywhere() {
+    let mut sim = cluster(10, Config::lan(), SimConfig::default());
+    let name = sim.name(4).to_string();
+    sim.with_node(4, |node, _| node.publish(record(4, "web", 80)).unwrap());
+    sim.run_for(Duration::from_secs(5));
+    sim.with_node(4, |node, now| node.leave(now));
+    let left = sim.run_until_true(Duration::from_millis(100), Duration::from_secs(10), |s| {
+        everyone_sees(s, &name, MemberState::Left)
+    });
+    assert!(left.is_some(), "everyone marked the node left");
+    let seed = sim.node(0).addr();
+    sim.with_node(4, |node, now| node.join(now, &[seed]));
+    let back = sim.run_until_true(Duration::from_millis(100), Duration::from_secs(10), |s| {
+        everyone_sees(s, &name, MemberState::Alive)
+    });
+    assert!(back.is_some(), "everyone sees the node alive again");
+    assert!(!sim.node(4).is_left());
+    // Its record is found again, and it can publish again.
+    sim.with_node(4, |node, _| node.publish(record(4, "ssh", 22)).unwrap());
+    sim.run_for(Duration::from_secs(5));
+    for i in 0..10 {
+        let hits = sim.node(i).search(&SearchFilter::default());
+        assert!(
+            hits.iter().filter(|h| h.node == name).count() == 2,
+            "node {i} sees {hits:?}"
+        );
+    }
+}
+
+#[test]
 fn partition_heals_and_catalogs_converge_without_resurrection() {
     let n = 40;
     let cfg = Config::lan();
