@@ -37,8 +37,13 @@ use crate::{beacon, log, net, services, signals};
 const SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// How often /proc is read again for the node's tags.
 const METADATA_INTERVAL: Duration = Duration::from_secs(30);
-/// Tags are re-announced at least this often even without a real change.
-const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(600);
+/// A real change of the node's metadata (load, free memory) is announced at
+/// most this often. Each announcement reaches every member, every member
+/// passing it on a few times (retransmit_mult · log N copies each): 50
+/// routers whose load moves all day, announcing every 30 s, tripled the
+/// gossip traffic of a quiet microcloud. Newcomers get the current tags in
+/// their join push-pull, so nothing is re-announced without a change.
+const ANNOUNCE_MIN_GAP: Duration = Duration::from_secs(300);
 /// Concurrent inbound push-pull streams; more wait to be accepted. Each may
 /// hold up to the core's `max_stream_len` in memory.
 const MAX_STREAMS: usize = 8;
@@ -1177,10 +1182,9 @@ async fn metadata_loop(ctx: Rc<Ctx>) {
         {
             let mut st = ctx.st.borrow_mut();
             // The tags carry the metadata last announced; re-announce only
-            // on a real change, or every ANNOUNCE_INTERVAL so newcomers'
-            // view never grows very old.
-            let stale = ctx.clock.elapsed() >= st.announced_at + ANNOUNCE_INTERVAL;
-            if (st.announced.differs_much(&meta) || stale) && !st.leaving {
+            // on a real change, and not within ANNOUNCE_MIN_GAP of the last.
+            let due = ctx.clock.elapsed() >= st.announced_at + ANNOUNCE_MIN_GAP;
+            if due && st.announced.differs_much(&meta) && !st.leaving {
                 let new_tags = tags(&st.cfg, &meta);
                 let _ = st.node.set_tags(new_tags);
                 st.announced = meta.clone();
