@@ -14,9 +14,9 @@
 //! control socket, exit 0. SIGHUP re-reads the config file. Exit 100 on bad
 //! config or usage, 111 on a temporary failure (port in use, socket busy).
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -30,6 +30,7 @@ use smol::{Async, LocalExecutor, Timer};
 use crate::config::{AgentConfig, Flags};
 use crate::handlers;
 use crate::metadata::Metadata;
+use crate::shell::{self, Shell};
 use crate::state::{self, Loaded, StateDir};
 use crate::{beacon, log, net, services, signals};
 
@@ -44,13 +45,8 @@ const METADATA_INTERVAL: Duration = Duration::from_secs(30);
 /// gossip traffic of a quiet microcloud. Newcomers get the current tags in
 /// their join push-pull, so nothing is re-announced without a change.
 const ANNOUNCE_MIN_GAP: Duration = Duration::from_secs(300);
-/// Concurrent inbound push-pull streams; more wait to be accepted. Each may
-/// hold up to the core's `max_stream_len` in memory.
-const MAX_STREAMS: usize = 8;
 /// Bound on one push-pull exchange, connect to reply.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest datagram read.
-const MAX_DATAGRAM: usize = 65_536;
 /// Changes buffered per monitor; a monitor that falls this far behind is dropped.
 const MONITOR_BACKLOG: usize = 1024;
 /// Bytes of a datagram a query answer's envelope (sealing, header, query id,
@@ -130,6 +126,36 @@ pub struct Ctx {
     wake: Sender<()>,
     clock: std::time::Instant,
     handler_slots: Rc<smol::lock::Semaphore>,
+}
+
+impl Shell for Ctx {
+    fn node(&self) -> RefMut<'_, g::Node> {
+        RefMut::map(self.st.borrow_mut(), |st| &mut st.node)
+    }
+    fn now(&self) -> g::Instant {
+        Ctx::now(self)
+    }
+    fn flush(self: &Rc<Self>) {
+        Ctx::flush(self)
+    }
+    fn udp(&self) -> &Async<UdpSocket> {
+        &self.udp
+    }
+    fn executor(&self) -> &Executor {
+        &self.ex
+    }
+    fn max_stream_len(&self) -> usize {
+        self.st.borrow().cfg.gossip.max_stream_len
+    }
+    fn stream_timeout(&self) -> Duration {
+        STREAM_TIMEOUT
+    }
+    fn log_prefix(&self) -> &'static str {
+        ""
+    }
+    fn exit_code(&self) -> Option<i32> {
+        self.st.borrow().exit
+    }
 }
 
 /// Runs `nuvol agent` with the flags after `agent`; returns the exit code.
@@ -302,8 +328,8 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
         }
     }
 
-    ex.spawn(udp_loop(ctx.clone())).detach();
-    ex.spawn(tcp_loop(ctx.clone(), tcp)).detach();
+    ex.spawn(shell::udp_loop(ctx.clone())).detach();
+    ex.spawn(shell::tcp_loop(ctx.clone(), tcp)).detach();
     ex.spawn(crate::control::accept_loop(ctx.clone(), control))
         .detach();
     ex.spawn(signal_loop(ctx.clone(), signal_pipe)).detach();
@@ -332,7 +358,7 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
     let joins = ctx.st.borrow().cfg.join.clone();
     ex.spawn(join_loop(ctx.clone(), joins)).detach();
 
-    let code = smol::block_on(ex.0.run(timer_loop(ctx.clone(), wake_rx)));
+    let code = smol::block_on(ex.0.run(shell::timer_loop(ctx.clone(), wake_rx)));
     let mut st = ctx.st.borrow_mut();
     let control = st.cfg.control.clone();
     let _ = std::fs::remove_file(&control);
@@ -364,7 +390,9 @@ impl Ctx {
                     }
                     Some(g::Transmit::Stream { to, bytes }) => {
                         idle = false;
-                        self.ex.spawn(push_pull(self.clone(), to, bytes)).detach();
+                        self.ex
+                            .spawn(shell::push_pull(self.clone(), to, bytes))
+                            .detach();
                     }
                 }
             }
@@ -1025,109 +1053,6 @@ fn start_page(cfg: &AgentConfig, addr: SocketAddr) {
         });
     if let Err(e) = spawned {
         log::error(&format!("cannot start the page thread: {e}"));
-    }
-}
-
-async fn timer_loop(ctx: Rc<Ctx>, wake: Receiver<()>) -> i32 {
-    loop {
-        if let Some(code) = ctx.st.borrow().exit {
-            return code;
-        }
-        let deadline = ctx.st.borrow().node.poll_timeout();
-        let now = ctx.now();
-        if let Some(d) = deadline {
-            if d <= now {
-                ctx.st.borrow_mut().node.handle_timeout(now);
-                ctx.flush();
-                // Let the other tasks run between timer bursts.
-                smol::future::yield_now().await;
-                continue;
-            }
-        }
-        let sleep = deadline
-            .map(|d| Duration::from_millis(d.as_millis() - now.as_millis()))
-            .unwrap_or(Duration::from_secs(60));
-        smol::future::or(
-            async {
-                Timer::after(sleep).await;
-            },
-            async {
-                let _ = wake.recv().await;
-            },
-        )
-        .await;
-    }
-}
-
-async fn udp_loop(ctx: Rc<Ctx>) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        match ctx.udp.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                let now = ctx.now();
-                // Rejected packets are counted by the core (info shows them).
-                let _ = ctx.st.borrow_mut().node.handle_packet(now, from, &buf[..n]);
-                ctx.flush();
-            }
-            Err(e) => {
-                // ICMP errors surface here on Linux; not fatal.
-                log::debug_msg(&format!("udp receive: {e}"));
-                Timer::after(Duration::from_millis(10)).await;
-            }
-        }
-    }
-}
-
-async fn tcp_loop(ctx: Rc<Ctx>, listener: Async<TcpListener>) {
-    // A burst of joiners must not be turned away (each would wait a join
-    // retry interval): beyond the limit, connections wait in the kernel's
-    // accept backlog until a slot frees.
-    let slots = std::sync::Arc::new(smol::lock::Semaphore::new(MAX_STREAMS));
-    loop {
-        let slot = slots.acquire_arc().await;
-        let (stream, from) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn(&format!("push-pull accept: {e}"));
-                Timer::after(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        let c = ctx.clone();
-        ctx.ex
-            .spawn(async move {
-                let _ = net::timeout(STREAM_TIMEOUT, serve_stream(&c, stream, from)).await;
-                drop(slot);
-            })
-            .detach();
-    }
-}
-
-async fn serve_stream(ctx: &Rc<Ctx>, mut stream: Async<TcpStream>, from: SocketAddr) {
-    let limit = ctx.st.borrow().cfg.gossip.max_stream_len;
-    let Ok(Some(body)) = net::read_frame(&mut stream, limit).await else {
-        return;
-    };
-    let now = ctx.now();
-    let reply = ctx.st.borrow_mut().node.handle_stream(now, from, &body);
-    ctx.flush();
-    if let Ok(Some(reply)) = reply {
-        let _ = net::write_frame(&mut stream, &reply).await;
-    }
-}
-
-/// Our side of a push-pull: connect, send, read the reply, feed it back.
-async fn push_pull(ctx: Rc<Ctx>, to: SocketAddr, bytes: Vec<u8>) {
-    let limit = ctx.st.borrow().cfg.gossip.max_stream_len;
-    let exchange = async {
-        let mut s = Async::<TcpStream>::connect(to).await.ok()?;
-        net::write_frame(&mut s, &bytes).await.ok()?;
-        net::read_frame(&mut s, limit).await.ok()?
-    };
-    if let Some(Some(reply)) = net::timeout(STREAM_TIMEOUT, exchange).await {
-        let now = ctx.now();
-        let _ = ctx.st.borrow_mut().node.handle_stream(now, to, &reply);
-        ctx.flush();
     }
 }
 

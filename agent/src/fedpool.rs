@@ -14,18 +14,19 @@
 //! ever published in the LAN: plain members ask through
 //! [`federation::QUERY`], answered by [`Pool::answer`].
 
-use std::cell::RefCell;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::cell::{RefCell, RefMut};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::rc::Rc;
 use std::time::Duration;
 
 use nuvol_gossip as g;
-use smol::channel::{self, Receiver, Sender};
+use smol::channel::{self, Sender};
 use smol::{Async, Timer};
 
 use crate::agent::{advertise_for, Ctx, Executor, StartError};
 use crate::config::FedConfig;
 use crate::federation;
+use crate::shell::{self, Shell};
 use crate::state::Loaded;
 use crate::{log, net};
 
@@ -33,9 +34,6 @@ use crate::{log, net};
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Bound on one push-pull exchange in the pool (WAN paths are slow).
 const STREAM_TIMEOUT: Duration = Duration::from_secs(20);
-/// Concurrent inbound push-pull streams of the pool.
-const MAX_STREAMS: usize = 8;
-const MAX_DATAGRAM: usize = 65_536;
 /// State file of the pool node (incarnation, own records, known peers).
 const STATE_FILE: &str = "federation";
 
@@ -128,9 +126,13 @@ pub fn start(ctx: &Rc<Ctx>, f: &FedConfig) -> Result<Rc<Pool>, StartError> {
         f.max_summary
     ));
     let ex = &ctx.ex;
-    ex.spawn(udp_loop(pool.clone())).detach();
-    ex.spawn(tcp_loop(pool.clone(), tcp)).detach();
-    ex.spawn(timer_loop(pool.clone(), wake_rx)).detach();
+    ex.spawn(shell::udp_loop(pool.clone())).detach();
+    ex.spawn(shell::tcp_loop(pool.clone(), tcp)).detach();
+    let timers = pool.clone();
+    ex.spawn(async move {
+        shell::timer_loop(timers, wake_rx).await;
+    })
+    .detach();
     ex.spawn(sync_loop(ctx.clone(), pool.clone())).detach();
     let now = pool.now();
     pool.node.borrow_mut().join(now, &[]);
@@ -139,11 +141,34 @@ pub fn start(ctx: &Rc<Ctx>, f: &FedConfig) -> Result<Rc<Pool>, StartError> {
     Ok(pool)
 }
 
-impl Pool {
+impl Shell for Pool {
+    fn node(&self) -> RefMut<'_, g::Node> {
+        self.node.borrow_mut()
+    }
     fn now(&self) -> g::Instant {
         g::Instant::from_millis(self.clock.elapsed().as_millis() as u64)
     }
+    fn flush(self: &Rc<Self>) {
+        Pool::flush(self)
+    }
+    fn udp(&self) -> &Async<UdpSocket> {
+        &self.udp
+    }
+    fn executor(&self) -> &Executor {
+        &self.ex
+    }
+    fn max_stream_len(&self) -> usize {
+        self.max_stream_len
+    }
+    fn stream_timeout(&self) -> Duration {
+        STREAM_TIMEOUT
+    }
+    fn log_prefix(&self) -> &'static str {
+        "federation "
+    }
+}
 
+impl Pool {
     /// Answers a [`federation::QUERY`] payload from the pool: foreign
     /// services, best first, in at most `budget` bytes.
     pub fn answer(&self, payload: &[u8], budget: usize) -> Vec<u8> {
@@ -187,7 +212,9 @@ impl Pool {
                     }
                     Some(g::Transmit::Stream { to, bytes }) => {
                         idle = false;
-                        self.ex.spawn(push_pull(self.clone(), to, bytes)).detach();
+                        self.ex
+                            .spawn(shell::push_pull(self.clone(), to, bytes))
+                            .detach();
                     }
                 }
             }
@@ -278,99 +305,6 @@ async fn sync_loop(ctx: Rc<Ctx>, pool: Rc<Pool>) {
                 Err(e) => log::warn(&format!("federation: cannot save pool state: {e}")),
             }
         }
-    }
-}
-
-async fn timer_loop(pool: Rc<Pool>, wake: Receiver<()>) {
-    loop {
-        let deadline = pool.node.borrow().poll_timeout();
-        let now = pool.now();
-        if let Some(d) = deadline {
-            if d <= now {
-                pool.node.borrow_mut().handle_timeout(now);
-                pool.flush();
-                smol::future::yield_now().await;
-                continue;
-            }
-        }
-        let sleep = deadline
-            .map(|d| Duration::from_millis(d.as_millis() - now.as_millis()))
-            .unwrap_or(Duration::from_secs(60));
-        smol::future::or(
-            async {
-                Timer::after(sleep).await;
-            },
-            async {
-                let _ = wake.recv().await;
-            },
-        )
-        .await;
-    }
-}
-
-async fn udp_loop(pool: Rc<Pool>) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        match pool.udp.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                let now = pool.now();
-                // Rejected packets are counted by the core.
-                let _ = pool.node.borrow_mut().handle_packet(now, from, &buf[..n]);
-                pool.flush();
-            }
-            Err(e) => {
-                log::debug_msg(&format!("federation udp receive: {e}"));
-                Timer::after(Duration::from_millis(10)).await;
-            }
-        }
-    }
-}
-
-async fn tcp_loop(pool: Rc<Pool>, listener: Async<TcpListener>) {
-    let slots = std::sync::Arc::new(smol::lock::Semaphore::new(MAX_STREAMS));
-    loop {
-        let slot = slots.acquire_arc().await;
-        let (stream, from) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn(&format!("federation push-pull accept: {e}"));
-                Timer::after(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        let p = pool.clone();
-        pool.ex
-            .spawn(async move {
-                let _ = net::timeout(STREAM_TIMEOUT, serve_stream(&p, stream, from)).await;
-                drop(slot);
-            })
-            .detach();
-    }
-}
-
-async fn serve_stream(pool: &Rc<Pool>, mut stream: Async<TcpStream>, from: SocketAddr) {
-    let Ok(Some(body)) = net::read_frame(&mut stream, pool.max_stream_len).await else {
-        return;
-    };
-    let now = pool.now();
-    let reply = pool.node.borrow_mut().handle_stream(now, from, &body);
-    pool.flush();
-    if let Ok(Some(reply)) = reply {
-        let _ = net::write_frame(&mut stream, &reply).await;
-    }
-}
-
-async fn push_pull(pool: Rc<Pool>, to: SocketAddr, bytes: Vec<u8>) {
-    let limit = pool.max_stream_len;
-    let exchange = async {
-        let mut s = Async::<TcpStream>::connect(to).await.ok()?;
-        net::write_frame(&mut s, &bytes).await.ok()?;
-        net::read_frame(&mut s, limit).await.ok()?
-    };
-    if let Some(Some(reply)) = net::timeout(STREAM_TIMEOUT, exchange).await {
-        let now = pool.now();
-        let _ = pool.node.borrow_mut().handle_stream(now, to, &reply);
-        pool.flush();
     }
 }
 

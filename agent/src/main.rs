@@ -20,6 +20,7 @@ mod log;
 mod metadata;
 mod net;
 mod services;
+mod shell;
 mod signals;
 mod state;
 

@@ -1,0 +1,149 @@
+//! The IO loops around one gossip node: its datagrams, push-pull and
+//! stream-probe connections both ways, and its timers. The agent's LAN node
+//! ([`crate::agent::Ctx`]) and a super node's federation pool node
+//! (`crate::fedpool::Pool`) run the same loops through [`Shell`]; the core
+//! decides everything, these only move bytes and time.
+
+use std::cell::RefMut;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::rc::Rc;
+use std::time::Duration;
+
+use nuvol_gossip as g;
+use smol::channel::Receiver;
+use smol::{Async, Timer};
+
+use crate::agent::Executor;
+use crate::{log, net};
+
+/// Concurrent inbound push-pull streams; more wait to be accepted. Each may
+/// hold up to the core's `max_stream_len` in memory.
+const MAX_STREAMS: usize = 8;
+/// Largest datagram read.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// What the loops need from the owner of a gossip node.
+pub trait Shell: 'static {
+    /// The node, borrowed for one step.
+    fn node(&self) -> RefMut<'_, g::Node>;
+    /// The node's clock.
+    fn now(&self) -> g::Instant;
+    /// Sends what the node queued, acts on its events, wakes the timer loop.
+    fn flush(self: &Rc<Self>);
+    fn udp(&self) -> &Async<UdpSocket>;
+    fn executor(&self) -> &Executor;
+    /// Largest push-pull body accepted (the node's `max_stream_len`).
+    fn max_stream_len(&self) -> usize;
+    /// Bound on one push-pull exchange, connect to reply.
+    fn stream_timeout(&self) -> Duration;
+    /// Names the node in log lines ("" for the LAN node).
+    fn log_prefix(&self) -> &'static str;
+    /// An exit code once the owner is shutting down: the timer loop ends.
+    fn exit_code(&self) -> Option<i32> {
+        None
+    }
+}
+
+/// Runs the node's timers until [`Shell::exit_code`] has one.
+pub async fn timer_loop<S: Shell>(s: Rc<S>, wake: Receiver<()>) -> i32 {
+    loop {
+        if let Some(code) = s.exit_code() {
+            return code;
+        }
+        let deadline = s.node().poll_timeout();
+        let now = s.now();
+        if let Some(d) = deadline {
+            if d <= now {
+                s.node().handle_timeout(now);
+                s.flush();
+                // Let the other tasks run between timer bursts.
+                smol::future::yield_now().await;
+                continue;
+            }
+        }
+        let sleep = deadline
+            .map(|d| Duration::from_millis(d.as_millis() - now.as_millis()))
+            .unwrap_or(Duration::from_secs(60));
+        smol::future::or(
+            async {
+                Timer::after(sleep).await;
+            },
+            async {
+                let _ = wake.recv().await;
+            },
+        )
+        .await;
+    }
+}
+
+pub async fn udp_loop<S: Shell>(s: Rc<S>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match s.udp().recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let now = s.now();
+                // Rejected packets are counted by the core (info shows them).
+                let _ = s.node().handle_packet(now, from, &buf[..n]);
+                s.flush();
+            }
+            Err(e) => {
+                // ICMP errors surface here on Linux; not fatal.
+                log::debug_msg(&format!("{}udp receive: {e}", s.log_prefix()));
+                Timer::after(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+pub async fn tcp_loop<S: Shell>(s: Rc<S>, listener: Async<TcpListener>) {
+    // A burst of joiners must not be turned away (each would wait a join
+    // retry interval): beyond the limit, connections wait in the kernel's
+    // accept backlog until a slot frees.
+    let slots = std::sync::Arc::new(smol::lock::Semaphore::new(MAX_STREAMS));
+    loop {
+        let slot = slots.acquire_arc().await;
+        let (stream, from) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn(&format!("{}push-pull accept: {e}", s.log_prefix()));
+                Timer::after(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let c = s.clone();
+        s.executor()
+            .spawn(async move {
+                let _ = net::timeout(c.stream_timeout(), serve_stream(&c, stream, from)).await;
+                drop(slot);
+            })
+            .detach();
+    }
+}
+
+async fn serve_stream<S: Shell>(s: &Rc<S>, mut stream: Async<TcpStream>, from: SocketAddr) {
+    let Ok(Some(body)) = net::read_frame(&mut stream, s.max_stream_len()).await else {
+        return;
+    };
+    let now = s.now();
+    let reply = s.node().handle_stream(now, from, &body);
+    s.flush();
+    if let Ok(Some(reply)) = reply {
+        let _ = net::write_frame(&mut stream, &reply).await;
+    }
+}
+
+/// Our side of a push-pull or stream probe: connect, send, read the reply,
+/// feed it back.
+pub async fn push_pull<S: Shell>(s: Rc<S>, to: SocketAddr, bytes: Vec<u8>) {
+    let limit = s.max_stream_len();
+    let exchange = async {
+        let mut c = Async::<TcpStream>::connect(to).await.ok()?;
+        net::write_frame(&mut c, &bytes).await.ok()?;
+        net::read_frame(&mut c, limit).await.ok()?
+    };
+    if let Some(Some(reply)) = net::timeout(s.stream_timeout(), exchange).await {
+        let now = s.now();
+        let _ = s.node().handle_stream(now, to, &reply);
+        s.flush();
+    }
+}
