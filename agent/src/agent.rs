@@ -377,25 +377,7 @@ impl Ctx {
         // Events can cause sends (query answers) and vice versa; a few passes
         // settle it, and the bound keeps a misbehaving core from spinning us.
         for _ in 0..8 {
-            let mut idle = true;
-            loop {
-                let t = self.st.borrow_mut().node.poll_transmit();
-                match t {
-                    None => break,
-                    Some(g::Transmit::Packet { to, bytes }) => {
-                        idle = false;
-                        // Non-blocking: a full socket buffer drops the
-                        // datagram, which SWIM tolerates like any loss.
-                        let _ = self.udp.get_ref().send_to(&bytes, to);
-                    }
-                    Some(g::Transmit::Stream { to, bytes }) => {
-                        idle = false;
-                        self.ex
-                            .spawn(shell::push_pull(self.clone(), to, bytes))
-                            .detach();
-                    }
-                }
-            }
+            let mut idle = !shell::send_queued(self);
             loop {
                 let ev = self.st.borrow_mut().node.poll_event();
                 match ev {

@@ -201,23 +201,7 @@ impl Pool {
     fn flush(self: &Rc<Self>) {
         // Bounded like the agent's flush: a few passes settle it.
         for _ in 0..8 {
-            let mut idle = true;
-            loop {
-                let t = self.node.borrow_mut().poll_transmit();
-                match t {
-                    None => break,
-                    Some(g::Transmit::Packet { to, bytes }) => {
-                        idle = false;
-                        let _ = self.udp.get_ref().send_to(&bytes, to);
-                    }
-                    Some(g::Transmit::Stream { to, bytes }) => {
-                        idle = false;
-                        self.ex
-                            .spawn(shell::push_pull(self.clone(), to, bytes))
-                            .detach();
-                    }
-                }
-            }
+            let mut idle = !shell::send_queued(self);
             loop {
                 let ev = self.node.borrow_mut().poll_event();
                 let Some(ev) = ev else { break };

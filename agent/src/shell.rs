@@ -44,6 +44,27 @@ pub trait Shell: 'static {
     }
 }
 
+/// Sends every datagram the node queued and starts every stream it asked
+/// for; false if there was nothing to send.
+pub fn send_queued<S: Shell>(s: &Rc<S>) -> bool {
+    let mut sent = false;
+    loop {
+        let t = s.node().poll_transmit();
+        match t {
+            None => return sent,
+            Some(g::Transmit::Packet { to, bytes }) => {
+                // Non-blocking: a full socket buffer drops the datagram,
+                // which SWIM tolerates like any loss.
+                let _ = s.udp().get_ref().send_to(&bytes, to);
+            }
+            Some(g::Transmit::Stream { to, bytes }) => {
+                s.executor().spawn(push_pull(s.clone(), to, bytes)).detach();
+            }
+        }
+        sent = true;
+    }
+}
+
 /// Runs the node's timers until [`Shell::exit_code`] has one.
 pub async fn timer_loop<S: Shell>(s: Rc<S>, wake: Receiver<()>) -> i32 {
     loop {
