@@ -32,7 +32,7 @@ use crate::handlers;
 use crate::metadata::Metadata;
 use crate::shell::{self, Shell};
 use crate::state::{self, Loaded, StateDir};
-use crate::{beacon, log, net, services, signals};
+use crate::{beacon, log, services, signals};
 
 /// How often saved state is compared with the core's and rewritten if changed.
 const SAVE_INTERVAL: Duration = Duration::from_secs(2);
@@ -356,7 +356,7 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
     ctx.st.borrow_mut().node.join(now, &[]);
     ctx.flush();
     let joins = ctx.st.borrow().cfg.join.clone();
-    ex.spawn(join_loop(ctx.clone(), joins)).detach();
+    ex.spawn(shell::join_loop(ctx.clone(), joins)).detach();
 
     let code = smol::block_on(ex.0.run(shell::timer_loop(ctx.clone(), wake_rx)));
     let mut st = ctx.st.borrow_mut();
@@ -807,7 +807,9 @@ impl Ctx {
         };
         log::info("configuration reloaded");
         if !new_joins.is_empty() {
-            self.ex.spawn(join_loop(self.clone(), new_joins)).detach();
+            self.ex
+                .spawn(shell::join_loop(self.clone(), new_joins))
+                .detach();
         }
         self.flush();
     }
@@ -1100,37 +1102,6 @@ async fn metadata_loop(ctx: Rc<Ctx>) {
             st.meta = meta;
         }
         ctx.flush();
-    }
-}
-
-/// Resolves join addresses (off the event loop: DNS blocks) and joins;
-/// names that do not resolve are retried every 30 s while the node is alone.
-async fn join_loop(ctx: Rc<Ctx>, addrs: Vec<String>) {
-    let mut pending = addrs;
-    for _ in 0..10_000 {
-        if pending.is_empty() {
-            return;
-        }
-        let batch = pending.clone();
-        let resolved = net::resolve(batch).await;
-        let ok: Vec<SocketAddr> = resolved.iter().filter_map(|(_, r)| *r).collect();
-        pending = resolved
-            .into_iter()
-            .filter(|(_, r)| r.is_none())
-            .map(|(a, _)| a)
-            .collect();
-        if !ok.is_empty() {
-            let now = ctx.now();
-            ctx.st.borrow_mut().node.join(now, &ok);
-            ctx.flush();
-        }
-        for a in &pending {
-            log::warn(&format!("cannot resolve join address {a}; retrying"));
-        }
-        Timer::after(Duration::from_secs(30)).await;
-        if ctx.st.borrow().node.num_live() > 1 {
-            return;
-        }
     }
 }
 

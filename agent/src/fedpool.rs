@@ -15,7 +15,7 @@
 //! [`federation::QUERY`], answered by [`Pool::answer`].
 
 use std::cell::{RefCell, RefMut};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{TcpListener, UdpSocket};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -26,9 +26,9 @@ use smol::{Async, Timer};
 use crate::agent::{advertise_for, Ctx, Executor, StartError};
 use crate::config::FedConfig;
 use crate::federation;
+use crate::log;
 use crate::shell::{self, Shell};
 use crate::state::Loaded;
-use crate::{log, net};
 
 /// How often the pool's records are compared with the LAN catalog.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -137,7 +137,8 @@ pub fn start(ctx: &Rc<Ctx>, f: &FedConfig) -> Result<Rc<Pool>, StartError> {
     let now = pool.now();
     pool.node.borrow_mut().join(now, &[]);
     pool.flush();
-    ex.spawn(join_loop(pool.clone(), f.seeds.clone())).detach();
+    ex.spawn(shell::join_loop(pool.clone(), f.seeds.clone()))
+        .detach();
     Ok(pool)
 }
 
@@ -164,7 +165,7 @@ impl Shell for Pool {
         STREAM_TIMEOUT
     }
     fn log_prefix(&self) -> &'static str {
-        "federation "
+        "federation: "
     }
 }
 
@@ -288,36 +289,6 @@ async fn sync_loop(ctx: Rc<Ctx>, pool: Rc<Pool>) {
                 Ok(()) => *pool.last_saved.borrow_mut() = bytes,
                 Err(e) => log::warn(&format!("federation: cannot save pool state: {e}")),
             }
-        }
-    }
-}
-
-/// Resolves the seeds (off the event loop) and joins; unresolved ones are
-/// retried every 30 s while the pool holds no other super node.
-async fn join_loop(pool: Rc<Pool>, seeds: Vec<String>) {
-    let mut pending = seeds;
-    for _ in 0..10_000 {
-        if pending.is_empty() {
-            return;
-        }
-        let resolved = net::resolve(pending.clone()).await;
-        let ok: Vec<SocketAddr> = resolved.iter().filter_map(|(_, r)| *r).collect();
-        pending = resolved
-            .into_iter()
-            .filter(|(_, r)| r.is_none())
-            .map(|(a, _)| a)
-            .collect();
-        if !ok.is_empty() {
-            let now = pool.now();
-            pool.node.borrow_mut().join(now, &ok);
-            pool.flush();
-        }
-        for a in &pending {
-            log::warn(&format!("federation: cannot resolve seed {a}; retrying"));
-        }
-        Timer::after(Duration::from_secs(30)).await;
-        if pool.node.borrow().num_live() > 1 {
-            return;
         }
     }
 }

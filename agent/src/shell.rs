@@ -36,7 +36,7 @@ pub trait Shell: 'static {
     fn max_stream_len(&self) -> usize;
     /// Bound on one push-pull exchange, connect to reply.
     fn stream_timeout(&self) -> Duration;
-    /// Names the node in log lines ("" for the LAN node).
+    /// Names the node in log lines ("" for the LAN node, "federation: ").
     fn log_prefix(&self) -> &'static str;
     /// An exit code once the owner is shutting down: the timer loop ends.
     fn exit_code(&self) -> Option<i32> {
@@ -62,6 +62,39 @@ pub fn send_queued<S: Shell>(s: &Rc<S>) -> bool {
             }
         }
         sent = true;
+    }
+}
+
+/// Resolves join addresses (off the event loop: DNS blocks) and joins;
+/// names that do not resolve are retried every 30 s while the node is alone.
+pub async fn join_loop<S: Shell>(s: Rc<S>, addrs: Vec<String>) {
+    let mut pending = addrs;
+    for _ in 0..10_000 {
+        if pending.is_empty() {
+            return;
+        }
+        let resolved = net::resolve(pending.clone()).await;
+        let ok: Vec<SocketAddr> = resolved.iter().filter_map(|(_, r)| *r).collect();
+        pending = resolved
+            .into_iter()
+            .filter(|(_, r)| r.is_none())
+            .map(|(a, _)| a)
+            .collect();
+        if !ok.is_empty() {
+            let now = s.now();
+            s.node().join(now, &ok);
+            s.flush();
+        }
+        for a in &pending {
+            log::warn(&format!(
+                "{}cannot resolve join address {a}; retrying",
+                s.log_prefix()
+            ));
+        }
+        Timer::after(Duration::from_secs(30)).await;
+        if s.node().num_live() > 1 {
+            return;
+        }
     }
 }
 
