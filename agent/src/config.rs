@@ -778,11 +778,11 @@ mod tests {
     use super::*;
 
     fn with_file(text: &str, flags: Flags) -> Result<AgentConfig, ConfigError> {
-        let dir = std::env::temp_dir().join(format!(
-            "nuvol-config-{}-{}",
-            std::process::id(),
-            text.len()
-        ));
+        // One directory per call: tests run in parallel, and two texts of
+        // one length used to share (and remove) a directory.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("nuvol-config-{}-{call}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("nuvol");
         std::fs::write(&path, text).unwrap();
