@@ -402,10 +402,7 @@ fn apply_file(cfg: &mut AgentConfig, path: &Path, text: &str) -> Result<(), Conf
                 option: opt.name.clone(),
                 message,
             };
-            let single = || match &opt.value {
-                nuvol_uci::Value::Single(s) => Ok(s.as_str()),
-                nuvol_uci::Value::List(_) => Err(err("expected a single value, not a list".into())),
-            };
+            let single = || single_value(opt).map_err(err);
             match opt.name.as_str() {
                 "name" => cfg.name = check_name(single()?).map_err(err)?,
                 "microcloud" => cfg.microcloud = check_name(single()?).map_err(err)?,
@@ -538,10 +535,7 @@ fn parse_federation(
             option: opt.name.clone(),
             message,
         };
-        let single = || match &opt.value {
-            nuvol_uci::Value::Single(s) => Ok(s.as_str()),
-            nuvol_uci::Value::List(_) => Err(err("expected a single value, not a list".into())),
-        };
+        let single = || single_value(opt).map_err(err);
         match opt.name.as_str() {
             "enabled" => enabled = parse_bool(single()?).map_err(err)?,
             "name" => f.name = Some(check_pool_name(single()?).map_err(err)?),
@@ -767,6 +761,14 @@ fn parse_bool(v: &str) -> Result<bool, String> {
 }
 
 /// A cluster key: 32 bytes, base64 (as `nuvol keys generate` prints).
+/// An option's one value: a list where one value belongs is an error.
+fn single_value(opt: &nuvol_uci::Opt) -> Result<&str, String> {
+    match &opt.value {
+        nuvol_uci::Value::Single(s) => Ok(s.as_str()),
+        nuvol_uci::Value::List(_) => Err("expected a single value, not a list".into()),
+    }
+}
+
 pub fn parse_key(v: &str) -> Result<[u8; 32], String> {
     nuvol_gossip::Key::from_base64(v.trim())
         .map(|k| *k.as_bytes())
