@@ -40,12 +40,33 @@ impl Drop for TempDir {
     }
 }
 
-/// A loopback port free for both UDP and TCP right now.
+/// A loopback port free for both UDP and TCP right now, chosen below the
+/// kernel's ephemeral range: an agent binds its port only when it starts,
+/// and a port from that range could meanwhile become the local end of
+/// another agent's outgoing connection (CI saw `Address already in use`).
 pub fn free_port() -> u16 {
-    for _ in 0..200 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("udp bind");
-        let port = udp.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOWEST: u32 = 20000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768)
+        .min(65536);
+    // Test binaries run one after another but their agents may linger a
+    // moment: start each process at its own place in the range.
+    let span = ephemeral_low.saturating_sub(LOWEST);
+    let offset = std::process::id().wrapping_mul(7919);
+    for _ in 0..2000 {
+        let port = if span > 100 {
+            LOWEST + offset.wrapping_add(NEXT.fetch_add(1, Ordering::SeqCst)) % span
+        } else {
+            let udp = UdpSocket::bind("127.0.0.1:0").expect("udp bind");
+            u32::from(udp.local_addr().expect("addr").port())
+        };
+        let port = port as u16;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
