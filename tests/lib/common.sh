@@ -8,7 +8,7 @@
 #   t_done                 exit 0 if nothing failed, 1 otherwise
 #   t_board BOARD          load boards/BOARD.conf into the shell
 #   t_wait SECONDS CMD...  retry CMD every 0.2 s until it succeeds (bounded)
-#   t_port                 a TCP port on 127.0.0.1 nobody listens on
+#   t_port                 a port on 127.0.0.1 free for UDP and TCP, below the ephemeral range
 #   t_tmpdir VAR NAME      set VAR to a fresh temp dir, removed at exit
 #   t_agent_exists CMD...  whether CMD (a nuvol, maybe under qemu) has the agent yet
 
@@ -75,16 +75,10 @@ t_wait() {
 	"$@"
 }
 
+# A port free for UDP and TCP, below the kernel's ephemeral range (why: see
+# tests/lib/free-port.py); extra arguments as that script's (--also 10 ...).
 t_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 7 + i) % 40000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || {
-			echo "$p"
-			return 0
-		}
-	done
-	return 1
+	python3 "$ROOT/tests/lib/free-port.py" "$@"
 }
 
 t_tmpdir() {

@@ -10,11 +10,7 @@ cd "$ROOT" || exit 1
 t_tmpdir D demo
 export NUVOL_DEMO_DIR=$D/run
 # Three gossip ports 10 apart and one HTTP port, all free now.
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-	base=$(t_port) && http=$(t_port) || t_skip "no free loopback ports"
-	[ "$base" -lt 60000 ] && (! (exec 3<>"/dev/tcp/127.0.0.1/$((base + 10))") 2>/dev/null) &&
-		(! (exec 3<>"/dev/tcp/127.0.0.1/$((base + 20))") 2>/dev/null) && break
-done
+base=$(t_port --also 10 --also 20) && http=$(t_port) || t_skip "no free loopback ports"
 export NUVOL_DEMO_PORT=$base NUVOL_DEMO_HTTP=127.0.0.1:$http
 stop_demo() { ./build.sh demo stop >/dev/null 2>&1; }
 trap 'stop_demo; t_cleanup' EXIT

@@ -29,7 +29,7 @@ trap cleanup EXIT
 
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 (cd "$ROOT" && nice cargo build -q -p nuvol-page --examples) || { echo "FAIL: cannot build the page examples"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$ROOT/tests/lib/free-port.py"; }
 PAGE_PORT=$(free_port)
 DRIVER_PORT=$(free_port)
 SOCK=$WORK/nuvol.sock

@@ -49,7 +49,7 @@ config page 'page'
 	option secret_file '$WORK/state/page.secret'
 CONF
 printf 'root:rootpw\nguest:guestpw\n' > "$WORK/users"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)))
+PORT=$(python3 "$ROOT/tests/lib/free-port.py" 2>/dev/null || echo $((20000 + RANDOM % 10000)))
 cat > "$WORK/lighttpd.conf" <<CONF
 server.document-root = "$WORK/www"
 server.bind = "127.0.0.1"
