@@ -353,7 +353,11 @@ async fn join(ctx: &Rc<Ctx>, addrs: Vec<String>) -> Response {
         Ok(a) => a,
         Err(e) => return error(e),
     };
-    let resolved = crate::net::resolve(addrs).await;
+    let local = match crate::shell::Shell::udp(&**ctx).get_ref().local_addr() {
+        Ok(a) => a,
+        Err(e) => return error(format!("gossip socket: {e}")),
+    };
+    let resolved = crate::net::resolve(addrs, local).await;
     let bad: Vec<&str> = resolved
         .iter()
         .filter(|(_, r)| r.is_none())

@@ -9,20 +9,46 @@ use nuvol_control::frame::FrameError;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Resolves `HOST:PORT` names on a blocking thread (DNS blocks); each with
-/// its first address, or `None`. One function for every caller keeps one
+/// one address, or `None`. One function for every caller keeps one
 /// blocking task type in the binary.
-pub async fn resolve(names: Vec<String>) -> Vec<(String, Option<std::net::SocketAddr>)> {
+///
+/// The address is the first of the family of `local` (the gossip socket's
+/// own address) when the name has one: a router name often resolves to an
+/// IPv6 address first (musl and glibc sort ::1 and global IPv6 ahead), and
+/// an IPv4 socket cannot send there.
+pub async fn resolve(
+    names: Vec<String>,
+    local: std::net::SocketAddr,
+) -> Vec<(String, Option<std::net::SocketAddr>)> {
     smol::unblock(move || {
         use std::net::ToSocketAddrs;
         names
             .into_iter()
             .map(|a| {
-                let r = a.to_socket_addrs().ok().and_then(|mut it| it.next());
+                let r = a
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|it| pick_family(it, local));
                 (a, r)
             })
             .collect()
     })
     .await
+}
+
+/// The first address of `local`'s family, else the first address.
+fn pick_family(
+    addrs: impl Iterator<Item = std::net::SocketAddr>,
+    local: std::net::SocketAddr,
+) -> Option<std::net::SocketAddr> {
+    let mut first = None;
+    for a in addrs {
+        if a.is_ipv4() == local.is_ipv4() {
+            return Some(a);
+        }
+        first = first.or(Some(a));
+    }
+    first
 }
 
 /// Runs `f` for at most `d`; `None` if it did not finish.
@@ -79,4 +105,33 @@ pub async fn write_frame(w: &mut (impl AsyncWrite + Unpin), body: &[u8]) -> io::
     out.extend_from_slice(body);
     w.write_all(&out).await?;
     w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_family;
+    use std::net::SocketAddr;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_join_name_resolves_to_the_gossip_socket_family() {
+        let v6_first = [a("[::1]:7946"), a("127.0.0.1:7946")];
+        assert_eq!(
+            pick_family(v6_first.into_iter(), a("0.0.0.0:7946")),
+            Some(a("127.0.0.1:7946"))
+        );
+        assert_eq!(
+            pick_family(v6_first.into_iter(), a("[::]:7946")),
+            Some(a("[::1]:7946"))
+        );
+        // No address of our family: the first one (the send will say why).
+        assert_eq!(
+            pick_family([a("[fd00::1]:7946")].into_iter(), a("0.0.0.0:7946")),
+            Some(a("[fd00::1]:7946"))
+        );
+        assert_eq!(pick_family([].into_iter(), a("0.0.0.0:7946")), None);
+    }
 }

@@ -73,7 +73,9 @@ pub async fn join_loop<S: Shell>(s: Rc<S>, addrs: Vec<String>) {
         if pending.is_empty() {
             return;
         }
-        let resolved = net::resolve(pending.clone()).await;
+        let local = s.udp().get_ref().local_addr();
+        let Ok(local) = local else { return };
+        let resolved = net::resolve(pending.clone(), local).await;
         let ok: Vec<SocketAddr> = resolved.iter().filter_map(|(_, r)| *r).collect();
         pending = resolved
             .into_iter()

@@ -4,6 +4,11 @@
 # families and byte orders in one microcloud, on loopback), all must see all
 # alive, every packet encrypted under one cluster key; then one leaves on
 # SIGTERM and the others must see it "left".
+# The joiners name the seed by a host name that /etc/hosts (their own copy,
+# bind-mounted in a mount namespace) maps to ::1 first and 127.0.0.1 second:
+# musl's getaddrinfo sorts two answers with qsort (the agent's own, see
+# agent/src/libc_shim.rs) and the agent must pick the IPv4 one for its IPv4
+# socket.
 # This catches an instruction a board lacks anywhere on the agent's hot path,
 # and any wire-format dependence on word size or endianness.
 #
@@ -40,6 +45,17 @@ done
 t_tmpdir W gossip
 # One cluster key for all: the packets are sealed on one CPU, opened on another.
 printf "config key\n\toption secret '%s'\n\toption primary '1'\n" "$(head -c 32 /dev/urandom | base64)" >"$W/nuvol.conf"
+printf '::1 nuvol-seed\n127.0.0.1 nuvol-seed\n' >"$W/hosts"
+# A command prefix, not a function: the background job must be the agent
+# itself (it gets the SIGTERM below).
+own_hosts=(unshare -m sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$W/hosts")
+if "${own_hosts[@]}" true 2>/dev/null; then
+	seed_host=nuvol-seed
+else
+	echo "note: no mount namespace here; joiners name the seed 127.0.0.1"
+	own_hosts=(env)
+	seed_host=127.0.0.1
+fi
 declare -A run=() pid=()
 first=""
 for b in "${boards[@]}"; do
@@ -48,12 +64,16 @@ for b in "${boards[@]}"; do
 	port=$(t_port)
 	args=(agent --config "$W/nuvol.conf" --name "$b" --bind "127.0.0.1:$port" --control "$W/$b.sock"
 		--state "$W/$b" --beacon-port 0)
-	[ -z "$first" ] || args+=(--join "$first")
-	# shellcheck disable=SC2086 # run[] is a command line
-	${run[$b]} "${args[@]}" </dev/null >"$W/$b.log" 2>&1 &
+	if [ -z "$first" ]; then
+		# shellcheck disable=SC2086 # run[] is a command line
+		${run[$b]} "${args[@]}" </dev/null >"$W/$b.log" 2>&1 &
+		first=$seed_host:$port
+	else
+		# shellcheck disable=SC2086
+		"${own_hosts[@]}" ${run[$b]} "${args[@]}" --join "$first" </dev/null >"$W/$b.log" 2>&1 &
+	fi
 	pid[$b]=$!
 	T_PIDS+=("${pid[$b]}")
-	[ -n "$first" ] || first=127.0.0.1:$port
 	# Each agent must be up before the next joins it.
 	# shellcheck disable=SC2086
 	t_wait 30 ${run[$b]} --control "$W/$b.sock" info >/dev/null 2>&1 || {
