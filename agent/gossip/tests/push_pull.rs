@@ -1,0 +1,206 @@
+//! What a push-pull costs at 50 members, and what it must still carry.
+//!
+//! The measurement builds a 50-node cluster on the simulator with the tags
+//! the agent gossips (agent/src/agent.rs `tags`: microcloud, version and
+//! the /proc metadata), lets it settle until every node has probed every
+//! other (coordinates everywhere), and then prints the encoded size of one
+//! periodic push-pull request and of the reply to it, with the share of
+//! each part. `cargo test -p nuvol-gossip --test push_pull -- --nocapture`
+//! prints the numbers; they are deterministic from the seed.
+
+use core::time::Duration;
+use nuvol_gossip::sim::{Sim, SimConfig};
+use nuvol_gossip::wire::{self, MemberRecord, PushPull};
+use nuvol_gossip::{Config, Health, Keyring, ServiceRecord};
+
+/// Tags as the agent sets them on the bench machine (agent.rs `tags` and
+/// metadata.rs `Metadata::tags`): values of a typical width.
+fn agent_tags(i: usize) -> Vec<(String, String)> {
+    [
+        ("microcloud", "bench".to_string()),
+        ("version", "0.1.0".to_string()),
+        ("arch", "x86_64".to_string()),
+        ("board", "unknown".to_string()),
+        ("mem", "24684084".to_string()),
+        ("memfree", format!("{}", 19_000_000 + i * 7_919)),
+        ("load", format!("{}", 20 + i % 40)),
+        ("disk", format!("{}", 81_000_000 + i * 1_013)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A service as a router would publish it (the web page, ssh).
+fn record(i: usize, service_type: &str, port: u16) -> ServiceRecord {
+    ServiceRecord {
+        service_type: service_type.into(),
+        description: format!("{service_type} on n{i}"),
+        host: format!("n{i}"),
+        ip: format!("10.0.0.{}", i + 1),
+        port,
+        microcloud: "bench".into(),
+        txt: vec![("path".into(), "/".into())],
+        health: Health::Healthy,
+    }
+}
+
+/// `n` nodes with the agent's tags (and `services` records each), joined
+/// through node 0 and run for `settle`, plaintext as in the bench.
+fn settled_cluster(n: usize, services: usize, settle: Duration) -> Sim {
+    let mut sim = Sim::new(SimConfig {
+        record_events: false,
+        ..SimConfig::default()
+    });
+    for i in 0..n {
+        sim.spawn(Config::lan(), Keyring::plaintext());
+        sim.with_node(i, |node, _| node.set_tags(agent_tags(i)))
+            .expect("the agent's tags fit a datagram");
+        for (s, (ty, port)) in [("http", 80u16), ("ssh", 22)].into_iter().enumerate() {
+            if s < services {
+                sim.with_node(i, |node, _| node.publish(record(i, ty, port)))
+                    .expect("a router's record fits a datagram");
+            }
+        }
+    }
+    for i in 1..n {
+        sim.with_node(i, |node, now| node.join(now, &[Sim::addr_of(0)]));
+        sim.run_for(Duration::from_millis(10));
+    }
+    sim.run_for(settle);
+    assert!(
+        (0..n).all(|i| sim.node(i).num_live() == n),
+        "the cluster did not converge"
+    );
+    sim
+}
+
+/// The stream node `from` sends node `to` in a periodic exchange, and `to`'s
+/// reply: as the simulator would carry them, minus the 1-byte plaintext
+/// frame. Obtained through the public API: `from`'s state is its answer to
+/// an empty request (it merges nothing), turned back into a request.
+fn exchange(sim: &mut Sim, from: usize, to: usize) -> (Vec<u8>, Vec<u8>) {
+    let empty = PushPull {
+        version: wire::VERSION,
+        join: false,
+        reply: false,
+        from: sim.name(to).to_string(),
+        members: Vec::new(),
+        catalogs: Vec::new(),
+        event_clock: 0,
+        query_clock: 0,
+        ping: None,
+    };
+    let state = sim
+        .with_node(from, |node, now| {
+            node.handle_stream(
+                now,
+                Sim::addr_of(to),
+                &framed(&wire::encode_push_pull(&empty)),
+            )
+        })
+        .expect("an empty request is valid")
+        .expect("a request is answered");
+    let mut request = wire::decode_push_pull(&state[1..]).expect("a node's own state decodes");
+    request.reply = false;
+    let request = wire::encode_push_pull(&request);
+    let reply = sim
+        .with_node(to, |node, now| {
+            node.handle_stream(now, Sim::addr_of(from), &framed(&request))
+        })
+        .expect("a node's state is a valid request")
+        .expect("a request is answered");
+    (request, reply[1..].to_vec())
+}
+
+/// A stream as a plaintext keyring frames it.
+fn framed(plain: &[u8]) -> Vec<u8> {
+    Keyring::plaintext().seal([0; 12], plain)
+}
+
+/// Encoded size of one member record.
+fn member_len(m: &MemberRecord) -> usize {
+    let pp = PushPull {
+        version: wire::VERSION,
+        join: false,
+        reply: false,
+        from: String::new(),
+        members: vec![m.clone()],
+        catalogs: Vec::new(),
+        event_clock: 0,
+        query_clock: 0,
+        ping: None,
+    };
+    let mut none = pp.clone();
+    none.members.clear();
+    wire::encode_push_pull(&pp).len() - wire::encode_push_pull(&none).len()
+}
+
+/// Bytes of `pp` by part: (member headers, tags, coordinates, catalogs, rest).
+fn composition(pp: &PushPull) -> [usize; 5] {
+    let total = wire::encode_push_pull(pp).len();
+    let (mut head, mut tags, mut coord) = (0, 0, 0);
+    for m in &pp.members {
+        let full = member_len(m);
+        let bare = MemberRecord {
+            tags: Vec::new(),
+            coord: None,
+            ..m.clone()
+        };
+        let with_tags = MemberRecord {
+            coord: None,
+            ..m.clone()
+        };
+        head += member_len(&bare);
+        tags += member_len(&with_tags) - member_len(&bare);
+        coord += full - member_len(&with_tags);
+    }
+    let mut no_catalogs = pp.clone();
+    no_catalogs.catalogs.clear();
+    let catalogs = total - wire::encode_push_pull(&no_catalogs).len();
+    [
+        head,
+        tags,
+        coord,
+        catalogs,
+        total - head - tags - coord - catalogs,
+    ]
+}
+
+fn report(what: &str, bytes: &[u8]) -> PushPull {
+    let pp = wire::decode_push_pull(bytes).expect("a node's push-pull decodes");
+    let [head, tags, coord, catalogs, rest] = composition(&pp);
+    let with_tags = pp.members.iter().filter(|m| !m.tags.is_empty()).count();
+    let with_coord = pp.members.iter().filter(|m| m.coord.is_some()).count();
+    let entries: usize = pp.catalogs.iter().map(|c| c.entries.len()).sum();
+    println!(
+        "{what}: {} B = {} members ({head} B headers, {with_tags} tag sets {tags} B, \
+         {with_coord} coordinates {coord} B) + {entries} catalog entries {catalogs} B + {rest} B framing",
+        bytes.len(),
+        pp.members.len(),
+    );
+    pp
+}
+
+#[test]
+fn push_pull_at_fifty_members_by_part() {
+    for services in [0, 2] {
+        let mut sim = settled_cluster(50, services, Duration::from_secs(120));
+        let (request, reply) = exchange(&mut sim, 7, 31);
+        println!("n=50, {services} services per node:");
+        let req = report("  periodic request", &request);
+        let rep = report("  its reply", &reply);
+        assert_eq!(req.members.len(), 50);
+        assert!(rep.members.len() <= 50);
+        let before = sim.traffic();
+        sim.run_for(Duration::from_secs(600));
+        let after = sim.traffic();
+        let streams = after.streams - before.streams;
+        let bytes = after.stream_bytes - before.stream_bytes;
+        println!(
+            "  steady 600 s: {streams} streams, {} B each on average, {:.0} B/node/s of push-pull",
+            bytes / streams.max(1),
+            bytes as f64 / 50.0 / 600.0
+        );
+    }
+}
