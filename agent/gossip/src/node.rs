@@ -1556,10 +1556,16 @@ impl Node {
                 },
                 tags_lamport: m.tags_lamport,
                 tags: m.tags.clone(),
+                // Other members' coordinates only serve a joiner: a receiver
+                // keeps a relayed coordinate only for a member it has none
+                // for, and in a settled cluster every member has probed
+                // every other. 52 bytes a member, in every periodic exchange.
                 coord: if i == 0 {
                     Some(self.coord.to_wire())
-                } else {
+                } else if join {
                     m.coordinate.as_ref().map(Coordinate::to_wire)
+                } else {
+                    None
                 },
             })
             .collect();

@@ -8,10 +8,11 @@
 //! each part. `cargo test -p nuvol-gossip --test push_pull -- --nocapture`
 //! prints the numbers; they are deterministic from the seed.
 
+use core::net::SocketAddr;
 use core::time::Duration;
 use nuvol_gossip::sim::{Sim, SimConfig};
 use nuvol_gossip::wire::{self, MemberRecord, PushPull};
-use nuvol_gossip::{Config, Health, Keyring, ServiceRecord};
+use nuvol_gossip::{Config, Health, Identity, Instant, Keyring, Node, ServiceRecord, Transmit};
 
 /// Tags as the agent sets them on the bench machine (agent.rs `tags` and
 /// metadata.rs `Metadata::tags`): values of a typical width.
@@ -203,4 +204,148 @@ fn push_pull_at_fifty_members_by_part() {
             bytes as f64 / 50.0 / 600.0
         );
     }
+}
+
+/// Three nodes wired by hand: datagrams take one 5 ms step, streams are
+/// answered at once, and only the links in `up` carry anything.
+struct Net {
+    nodes: Vec<Node>,
+    now: Instant,
+    in_flight: Vec<(usize, SocketAddr, Vec<u8>)>,
+    up: Vec<(usize, usize)>,
+}
+
+impl Net {
+    fn new(names: &[&str]) -> Net {
+        let nodes = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let addr = SocketAddr::from(([10, 0, 0, i as u8 + 1], 7946));
+                Node::new(
+                    Identity::new(name, addr),
+                    Config::lan(),
+                    Keyring::plaintext(),
+                    i as u64 + 1,
+                )
+            })
+            .collect();
+        Net {
+            nodes,
+            now: Instant::from_millis(0),
+            in_flight: Vec::new(),
+            up: Vec::new(),
+        }
+    }
+
+    fn index(&self, addr: SocketAddr) -> Option<usize> {
+        self.nodes.iter().position(|n| n.addr() == addr)
+    }
+
+    fn linked(&self, a: usize, b: usize) -> bool {
+        self.up.contains(&(a, b)) || self.up.contains(&(b, a))
+    }
+
+    /// Sends what node `i` has queued: datagrams into flight, streams
+    /// straight to their peer and the reply straight back.
+    fn flush(&mut self, i: usize) {
+        while let Some(t) = self.nodes[i].poll_transmit() {
+            let from = self.nodes[i].addr();
+            match t {
+                Transmit::Packet { to, bytes } => {
+                    if let Some(j) = self.index(to).filter(|&j| self.linked(i, j)) {
+                        self.in_flight.push((j, from, bytes));
+                    }
+                }
+                Transmit::Stream { to, bytes } => {
+                    let Some(j) = self.index(to).filter(|&j| self.linked(i, j)) else {
+                        continue;
+                    };
+                    let now = self.now;
+                    let reply = self.nodes[j].handle_stream(now, from, &bytes);
+                    if let Ok(Some(reply)) = reply {
+                        let _ = self.nodes[i].handle_stream(now, to, &reply);
+                    }
+                    self.flush(j);
+                }
+            }
+        }
+    }
+
+    /// One 5 ms step: deliver what is in flight, run timers, send.
+    fn step(&mut self) {
+        self.now = self.now + Duration::from_millis(5);
+        let now = self.now;
+        for (j, from, bytes) in core::mem::take(&mut self.in_flight) {
+            let _ = self.nodes[j].handle_packet(now, from, &bytes);
+        }
+        for i in 0..self.nodes.len() {
+            self.nodes[i].handle_timeout(now);
+            self.flush(i);
+        }
+    }
+}
+
+/// Node `i`'s reply to an empty request from `from` (`join` or periodic).
+fn state_of(net: &mut Net, i: usize, from: &str, join: bool) -> PushPull {
+    let request = PushPull {
+        version: wire::VERSION,
+        join,
+        reply: false,
+        from: from.to_string(),
+        members: Vec::new(),
+        catalogs: Vec::new(),
+        event_clock: 0,
+        query_clock: 0,
+        ping: None,
+    };
+    let now = net.now;
+    let from = SocketAddr::from(([10, 9, 9, 9], 7946));
+    let reply = net.nodes[i]
+        .handle_stream(now, from, &framed(&wire::encode_push_pull(&request)))
+        .expect("an empty request is valid")
+        .expect("a request is answered");
+    wire::decode_push_pull(&reply[1..]).expect("a node's state decodes")
+}
+
+#[test]
+fn joiner_learns_the_coordinate_of_a_member_it_never_probed() {
+    let mut net = Net::new(&["a", "b", "c"]);
+    let (a, b, c) = (0, 1, 2);
+    // b and c form a cluster and probe each other; a can only reach b.
+    net.up = vec![(b, c), (a, b)];
+    let c_addr = net.nodes[c].addr();
+    net.nodes[b].join(net.now, &[c_addr]);
+    net.flush(b);
+    let mut steps = 0;
+    while net.nodes[b]
+        .member("c")
+        .and_then(|m| m.coordinate.as_ref())
+        .is_none()
+    {
+        assert!(steps < 2_000, "b never probed c");
+        net.step();
+        steps += 1;
+    }
+    let c_seen_by_b = net.nodes[b].member("c").and_then(|m| m.coordinate.clone());
+
+    // Periodic exchanges carry only the sender's own coordinate...
+    let periodic = state_of(&mut net, b, "x", false);
+    let with_coord: Vec<&str> = periodic
+        .members
+        .iter()
+        .filter(|m| m.coord.is_some())
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(with_coord, ["b"]);
+    // ...a join reply every coordinate its sender knows.
+    let join = state_of(&mut net, b, "x", true);
+    assert!(join.members.iter().all(|m| m.coord.is_some()));
+
+    let b_addr = net.nodes[b].addr();
+    net.nodes[a].join(net.now, &[b_addr]);
+    net.flush(a);
+    let learnt = net.nodes[a].member("c").expect("a learnt c from b's reply");
+    assert_eq!(learnt.coordinate, c_seen_by_b);
+    assert!(net.nodes[a].rtt_to("c").is_some());
 }
