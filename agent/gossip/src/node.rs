@@ -323,6 +323,65 @@ struct InQuery {
     deadline: Instant,
 }
 
+/// What a push-pull request showed of its sender's state. The reply leaves
+/// out what the sender provably has (docs/protocol.md §5): the request
+/// carries the sender's whole state, so after merging it the answerer
+/// sends only where its own differs, and both end with the union as before.
+struct Shown {
+    /// (name, addr, incarnation, state, tags Lamport time), sorted by name.
+    members: Vec<(String, SocketAddr, u64, WireState, u64)>,
+    /// (node, service type, port, slot version), sorted.
+    slots: Vec<(String, String, u16, u64)>,
+}
+
+impl Shown {
+    fn of(pp: &PushPull) -> Shown {
+        let mut members: Vec<_> = pp
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    m.addr,
+                    m.incarnation,
+                    m.state,
+                    m.tags_lamport,
+                )
+            })
+            .collect();
+        members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut slots: Vec<_> = pp
+            .catalogs
+            .iter()
+            .flat_map(|c| {
+                c.entries
+                    .iter()
+                    .map(|e| (c.node.clone(), e.service_type.clone(), e.port, e.version))
+            })
+            .collect();
+        slots.sort_unstable();
+        Shown { members, slots }
+    }
+
+    /// `(addr, incarnation, state, tags Lamport time)` shown for `name`.
+    fn member(&self, name: &str) -> Option<(SocketAddr, u64, WireState, u64)> {
+        let i = self
+            .members
+            .binary_search_by(|m| m.0.as_str().cmp(name))
+            .ok()?;
+        let m = &self.members[i];
+        Some((m.1, m.2, m.3, m.4))
+    }
+
+    /// Whether the sender showed `node`'s slot at `version` or newer.
+    fn has_slot(&self, node: &str, e: &CatalogEntry) -> bool {
+        let key = (node, e.service_type.as_str(), e.port);
+        self.slots
+            .binary_search_by(|s| (s.0.as_str(), s.1.as_str(), s.2).cmp(&key))
+            .is_ok_and(|i| self.slots[i].3 >= e.version)
+    }
+}
+
 /// Scan period for reaping dead members and old tombstones.
 const REAP_PERIOD: Duration = Duration::from_millis(1000);
 /// Gossip rounds after a join reply until the first early push-pull, then
@@ -834,6 +893,7 @@ impl Node {
             return Ok(Some(out));
         }
         let (reply, join) = (pp.reply, pp.join);
+        let shown = (!reply).then(|| Shown::of(&pp));
         self.quiet = reply && join;
         self.merge(now, pp);
         self.quiet = false;
@@ -843,7 +903,8 @@ impl Node {
             }
             return Ok(None);
         }
-        let out = self.seal(&wire::encode_push_pull(&self.push_pull_state(join, true)));
+        let state = self.push_pull_state(join, true, shown.as_ref());
+        let out = self.seal(&wire::encode_push_pull(&state));
         self.stats.streams_sent += 1;
         self.stats.stream_bytes_sent += out.len() as u64;
         Ok(Some(out))
@@ -1512,7 +1573,7 @@ impl Node {
     }
 
     fn send_push_pull(&mut self, to: SocketAddr, join: bool) {
-        let state = self.push_pull_state(join, false);
+        let state = self.push_pull_state(join, false, None);
         let bytes = self.seal(&wire::encode_push_pull(&state));
         self.stats.streams_sent += 1;
         self.stats.stream_bytes_sent += bytes.len() as u64;
@@ -1539,23 +1600,42 @@ impl Node {
         self.next_join = Some(now + self.config.join_retry_interval);
     }
 
-    fn push_pull_state(&self, join: bool, reply: bool) -> PushPull {
-        let members = self
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| MemberRecord {
+    /// Our state as a push-pull. A reply to `shown` leaves out what the
+    /// request showed: a member whose address, incarnation and state it
+    /// showed alike and whose tags it showed as new (tags alone go out as
+    /// "none", Lamport time 0, which merging skips), and catalog slots it
+    /// showed at the same version. Our own record always goes (it carries
+    /// our coordinate).
+    fn push_pull_state(&self, join: bool, reply: bool, shown: Option<&Shown>) -> PushPull {
+        let mut members = Vec::with_capacity(self.members.len());
+        for (i, m) in self.members.iter().enumerate() {
+            let state = match m.state {
+                MemberState::Alive => WireState::Alive,
+                MemberState::Suspect => WireState::Suspect,
+                MemberState::Failed => WireState::Dead,
+                MemberState::Left => WireState::Left,
+            };
+            let mut tags_lamport = m.tags_lamport;
+            if let Some((addr, inc, st, lamport)) = shown.and_then(|s| s.member(&m.name)) {
+                let has_tags = lamport >= m.tags_lamport;
+                if i != 0 && has_tags && (addr, inc, st) == (m.addr, m.incarnation, state) {
+                    continue;
+                }
+                if has_tags {
+                    tags_lamport = 0;
+                }
+            }
+            members.push(MemberRecord {
                 name: m.name.clone(),
                 addr: m.addr,
                 incarnation: m.incarnation,
-                state: match m.state {
-                    MemberState::Alive => WireState::Alive,
-                    MemberState::Suspect => WireState::Suspect,
-                    MemberState::Failed => WireState::Dead,
-                    MemberState::Left => WireState::Left,
+                state,
+                tags_lamport,
+                tags: if tags_lamport == 0 {
+                    Vec::new()
+                } else {
+                    m.tags.clone()
                 },
-                tags_lamport: m.tags_lamport,
-                tags: m.tags.clone(),
                 // Other members' coordinates only serve a joiner: a receiver
                 // keeps a relayed coordinate only for a member it has none
                 // for, and in a settled cluster every member has probed
@@ -1567,16 +1647,21 @@ impl Node {
                 } else {
                     None
                 },
-            })
-            .collect();
+            });
+        }
         let catalogs = self
             .catalogs
             .iter()
-            .filter(|(_, c)| !c.slots.is_empty())
-            .map(|(n, c)| CatalogState {
-                node: n.clone(),
-                version: c.version,
-                entries: c.entries(),
+            .filter_map(|(n, c)| {
+                let mut entries = c.entries();
+                if let Some(s) = shown {
+                    entries.retain(|e| !s.has_slot(n, e));
+                }
+                (!entries.is_empty()).then(|| CatalogState {
+                    node: n.clone(),
+                    version: c.version,
+                    entries,
+                })
             })
             .collect();
         PushPull {
