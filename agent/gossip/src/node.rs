@@ -328,57 +328,60 @@ struct InQuery {
 /// carries the sender's whole state, so after merging it the answerer
 /// sends only where its own differs, and both end with the union as before.
 struct Shown {
-    /// (name, addr, incarnation, state, tags Lamport time), sorted by name.
-    members: Vec<(String, SocketAddr, u64, WireState, u64)>,
-    /// (node, service type, port, slot version), sorted.
-    slots: Vec<(String, String, u16, u64)>,
+    /// (name, addr, incarnation, state, tags Lamport time) of each member.
+    members: Vec<(String, MemberShown)>,
+    /// Per node, its slots as (type, port, version). Both levels are in key
+    /// order, as every sender writes them; when they are not, this is left
+    /// empty (a reply with every entry is never wrong), which spares the
+    /// code of a sort.
+    catalogs: Vec<(String, SlotsShown)>,
 }
+
+/// Address, incarnation, state and tags Lamport time of a member.
+type MemberShown = (SocketAddr, u64, WireState, u64);
+/// A node's catalog slots as (type, port, version).
+type SlotsShown = Vec<(String, u16, u64)>;
 
 impl Shown {
     fn of(pp: &PushPull) -> Shown {
-        let mut members: Vec<_> = pp
+        let members = pp
             .members
             .iter()
             .map(|m| {
-                (
-                    m.name.clone(),
-                    m.addr,
-                    m.incarnation,
-                    m.state,
-                    m.tags_lamport,
-                )
+                let shown = (m.addr, m.incarnation, m.state, m.tags_lamport);
+                (m.name.clone(), shown)
             })
             .collect();
-        members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut slots: Vec<_> = pp
-            .catalogs
-            .iter()
-            .flat_map(|c| {
-                c.entries
-                    .iter()
-                    .map(|e| (c.node.clone(), e.service_type.clone(), e.port, e.version))
-            })
-            .collect();
-        slots.sort_unstable();
-        Shown { members, slots }
+        let mut catalogs: Vec<(String, SlotsShown)> = Vec::with_capacity(pp.catalogs.len());
+        for c in &pp.catalogs {
+            let slots: SlotsShown = c
+                .entries
+                .iter()
+                .map(|e| (e.service_type.clone(), e.port, e.version))
+                .collect();
+            let in_order = slots
+                .windows(2)
+                .all(|w| (&w[0].0, w[0].1) < (&w[1].0, w[1].1))
+                && catalogs.last().is_none_or(|(last, _)| *last < c.node);
+            if !in_order {
+                catalogs.clear();
+                break;
+            }
+            catalogs.push((c.node.clone(), slots));
+        }
+        Shown { members, catalogs }
     }
 
-    /// `(addr, incarnation, state, tags Lamport time)` shown for `name`.
-    fn member(&self, name: &str) -> Option<(SocketAddr, u64, WireState, u64)> {
-        let i = self
-            .members
-            .binary_search_by(|m| m.0.as_str().cmp(name))
-            .ok()?;
-        let m = &self.members[i];
-        Some((m.1, m.2, m.3, m.4))
-    }
-
-    /// Whether the sender showed `node`'s slot at `version` or newer.
+    /// Whether the sender showed `node`'s slot of `e` at its version or newer.
     fn has_slot(&self, node: &str, e: &CatalogEntry) -> bool {
-        let key = (node, e.service_type.as_str(), e.port);
-        self.slots
-            .binary_search_by(|s| (s.0.as_str(), s.1.as_str(), s.2).cmp(&key))
-            .is_ok_and(|i| self.slots[i].3 >= e.version)
+        let Ok(c) = self.catalogs.binary_search_by(|c| c.0.as_str().cmp(node)) else {
+            return false;
+        };
+        let slots = &self.catalogs[c].1;
+        let key = (e.service_type.as_str(), e.port);
+        slots
+            .binary_search_by(|s| (s.0.as_str(), s.1).cmp(&key))
+            .is_ok_and(|i| slots[i].2 >= e.version)
     }
 }
 
@@ -1607,6 +1610,13 @@ impl Node {
     /// showed at the same version. Our own record always goes (it carries
     /// our coordinate).
     fn push_pull_state(&self, join: bool, reply: bool, shown: Option<&Shown>) -> PushPull {
+        // What the request showed of each of our members, by position.
+        let mut seen: Vec<Option<MemberShown>> = alloc::vec![None; self.members.len()];
+        for (name, m) in shown.map_or(&[][..], |s| &s.members[..]) {
+            if let Some(&i) = self.index.get(name) {
+                seen[i] = Some(*m);
+            }
+        }
         let mut members = Vec::with_capacity(self.members.len());
         for (i, m) in self.members.iter().enumerate() {
             let state = match m.state {
@@ -1616,7 +1626,7 @@ impl Node {
                 MemberState::Left => WireState::Left,
             };
             let mut tags_lamport = m.tags_lamport;
-            if let Some((addr, inc, st, lamport)) = shown.and_then(|s| s.member(&m.name)) {
+            if let Some((addr, inc, st, lamport)) = seen[i] {
                 let has_tags = lamport >= m.tags_lamport;
                 if i != 0 && has_tags && (addr, inc, st) == (m.addr, m.incarnation, state) {
                     continue;

@@ -526,3 +526,76 @@ fn push_pull_alone_converges_both_ways_when_every_datagram_is_lost() {
         views(&mut net, b)
     );
 }
+
+#[test]
+fn reply_leaves_out_only_slots_shown_in_key_order() {
+    let mut net = Net::new(&["b"]);
+    let c = ("c", SocketAddr::from(([10, 0, 0, 3], 7946)));
+    let d = ("d", SocketAddr::from(([10, 0, 0, 4], 7946)));
+    tell(
+        &mut net,
+        0,
+        c,
+        1,
+        (1, "web"),
+        &[(2, "web", 80), (3, "dns", 53)],
+    );
+    tell(&mut net, 0, d, 1, (1, "db"), &[(1, "db", 5432)]);
+    let slots = |node: &str, s: &[(u64, &str, u16)]| wire::CatalogState {
+        node: node.to_string(),
+        version: 0,
+        entries: s
+            .iter()
+            .map(|&(version, ty, port)| wire::CatalogEntry {
+                version,
+                service_type: ty.to_string(),
+                port,
+                record: None,
+            })
+            .collect(),
+    };
+    let c_slots = slots("c", &[(3, "dns", 53), (2, "web", 80)]);
+    let d_slots = slots("d", &[(1, "db", 5432)]);
+    // Shown as every sender writes them (nodes and slots in key order):
+    // nothing of them comes back.
+    let reply_to = |net: &mut Net, catalogs: Vec<wire::CatalogState>| {
+        let request = PushPull {
+            version: wire::VERSION,
+            join: false,
+            reply: false,
+            from: "x".into(),
+            members: Vec::new(),
+            catalogs,
+            event_clock: 0,
+            query_clock: 0,
+            ping: None,
+        };
+        let now = net.now;
+        let from = SocketAddr::from(([10, 9, 9, 9], 7946));
+        let reply = net.nodes[0]
+            .handle_stream(now, from, &framed(&wire::encode_push_pull(&request)))
+            .expect("a valid request")
+            .expect("a request is answered");
+        let reply = wire::decode_push_pull(&reply[1..]).expect("a valid reply");
+        let mut sent: Vec<String> = reply
+            .catalogs
+            .iter()
+            .flat_map(|c| c.entries.iter().map(|e| format!("{}:{}", c.node, e.port)))
+            .collect();
+        sent.sort();
+        sent
+    };
+    assert!(reply_to(&mut net, vec![c_slots.clone(), d_slots.clone()]).is_empty());
+    // Out of order: the answerer cannot look them up and sends everything.
+    let every = ["c:53", "c:80", "d:5432"];
+    assert_eq!(
+        reply_to(&mut net, vec![d_slots.clone(), c_slots.clone()]),
+        every
+    );
+    let mut c_reversed = c_slots.clone();
+    c_reversed.entries.reverse();
+    assert_eq!(reply_to(&mut net, vec![c_reversed, d_slots.clone()]), every);
+    // An older version shown: that slot comes back, the rest not.
+    let c_old = slots("c", &[(3, "dns", 53), (1, "web", 80)]);
+    assert_eq!(reply_to(&mut net, vec![c_old, d_slots]), ["c:80"]);
+}
