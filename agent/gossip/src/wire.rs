@@ -159,8 +159,10 @@ pub struct MemberRecord {
     pub addr: SocketAddr,
     pub incarnation: u64,
     pub state: WireState,
+    /// 0: no tags carried (none set, or left out of a reply), never merged.
     pub tags_lamport: u64,
     pub tags: Vec<(String, String)>,
+    /// The sender's own always; other members' only in join push-pulls.
     pub coord: Option<WireCoordinate>,
 }
 
@@ -172,7 +174,9 @@ pub struct CatalogState {
     pub entries: Vec<CatalogEntry>,
 }
 
-/// Push-pull anti-entropy: the whole state, sent over a stream.
+/// Push-pull anti-entropy over a stream: a request carries its sender's
+/// whole state, the reply only what the request did not show
+/// (docs/protocol.md §5).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PushPull {
     pub version: u8,
