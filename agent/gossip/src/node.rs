@@ -31,7 +31,7 @@ use crate::rng::Rng;
 use crate::sorted::SortedMap;
 use crate::suspicion::Suspicion;
 use crate::time::Instant;
-use crate::vivaldi::Coordinate;
+use crate::vivaldi::{Coordinate, LatencyFilter};
 use crate::wire::{
     self, CatalogEntry, CatalogState, MemberRecord, Message, Peer, PushPull, SavedState, WireError,
     WireState, PACKET_OVERHEAD,
@@ -410,6 +410,8 @@ pub struct Node {
     suspicions: SortedMap<String, Suspicion>,
     awareness: u32,
     coord: Coordinate,
+    /// Recent RTT samples per member, for the median Vivaldi is fed.
+    rtt_samples: LatencyFilter,
 
     catalogs: SortedMap<String, NodeCatalog>,
     broadcasts: Broadcasts,
@@ -487,6 +489,7 @@ impl Node {
             suspicions: SortedMap::default(),
             awareness: 0,
             coord: Coordinate::origin(),
+            rtt_samples: LatencyFilter::default(),
             catalogs,
             broadcasts: Broadcasts::default(),
             event_clock: 1,
@@ -1474,6 +1477,7 @@ impl Node {
             self.index.insert(moved, i);
         }
         self.suspicions.remove(name);
+        self.rtt_samples.forget(name);
     }
 
     // ----- internals: sending -----
@@ -2160,13 +2164,15 @@ impl Node {
                         p.acked_direct = direct && p.phase == ProbePhase::Direct;
                         let rtt = now.saturating_since(p.sent).as_micros() as f64 / 1000.0;
                         let target = p.target.clone();
-                        if let Some(c) = coord.as_ref().and_then(Coordinate::from_wire) {
-                            // Only a direct answer measures the path to the target.
-                            let rtt = rtt.max(0.05);
+                        let c = coord.as_ref().and_then(Coordinate::from_wire);
+                        if let (Some(c), Some(&i)) = (c, self.index.get(&target)) {
+                            // Only a direct answer measures the path to the
+                            // target. Vivaldi sees the median of the last few
+                            // such samples: one ack held up by a Wi-Fi
+                            // retransmission must not throw the coordinate.
+                            let rtt = self.rtt_samples.sample(&target, rtt.max(0.05));
                             self.coord.update(&c, rtt, &mut self.rng);
-                            if let Some(&i) = self.index.get(&target) {
-                                self.members[i].coordinate = Some(c);
-                            }
+                            self.members[i].coordinate = Some(c);
                         }
                         return;
                     }

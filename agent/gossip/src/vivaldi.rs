@@ -6,15 +6,32 @@
 //! so that distances match measured RTTs (Dabek et al., as in Serf). The
 //! distance between two coordinates is then the estimated RTT between them.
 //!
+//! A single RTT sample on Wi-Fi can be inflated tenfold or more by a
+//! link-layer retransmission or a full queue, and one such sample fed to
+//! Vivaldi moves the coordinate by a good part of the error (a 300 ms sample
+//! against a 20 ms estimate pushes it some 35 ms). The [`LatencyFilter`]
+//! keeps the last three samples to each peer and feeds Vivaldi the lowest.
+//! Serf feeds the median of three (Ledlie et al., "Network Coordinates in
+//! the Wild"), which lets through every pair of delayed samples; but delay
+//! noise is one-sided (queues and retransmissions only ever add time), so
+//! the lowest of three is spoiled only when all three are. In the
+//! simulator with 10 % of datagrams held up 100–300 ms, the median relative
+//! error of 30 nodes' estimates is 6–8 % with the lowest, 55–116 % with the
+//! median and 176–205 % unfiltered; 4–5 % without spikes in every case
+//! (`vivaldi_estimates_survive_delay_spikes` in `tests/sim.rs`). A lasting
+//! rise in RTT shows after three samples, a fall at once.
+//!
 //! ```
 //! use nuvol_gossip::Coordinate;
 //! let a = Coordinate::origin();
 //! assert!(a.distance_ms(&a) < 0.1); // only the two minimal heights
 //! ```
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::rng::{sqrt, Rng};
+use crate::sorted::SortedMap;
 
 /// Dimensions of the Euclidean part.
 pub const DIMENSIONS: usize = 8;
@@ -147,6 +164,54 @@ impl Coordinate {
     }
 }
 
+/// RTT samples kept per peer.
+const FILTER_SAMPLES: usize = 3;
+
+/// The last [`FILTER_SAMPLES`] RTT samples to each peer; Vivaldi is fed the
+/// lowest (see the module docs for why not the median).
+///
+/// Holds an entry per peer the caller has sampled: the node samples only
+/// members and forgets a member when it drops it, so this stays as large as
+/// the member list. Samples are `f32` like coordinates on the wire: a
+/// microsecond's precision is plenty for a figure fed to a spring model.
+#[derive(Debug, Default)]
+pub(crate) struct LatencyFilter {
+    peers: SortedMap<String, Window>,
+}
+
+/// A ring of the last samples; unfilled slots hold infinity, which no
+/// minimum picks.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    rtt_ms: [f32; FILTER_SAMPLES],
+    /// Slot the next sample overwrites.
+    next: u8,
+}
+
+impl LatencyFilter {
+    /// Record a sample of `rtt_ms` to `peer`; returns the RTT to feed
+    /// Vivaldi: the lowest of the peer's last three samples.
+    pub(crate) fn sample(&mut self, peer: &str, rtt_ms: f64) -> f64 {
+        let w = match self.peers.get_mut(peer) {
+            Some(w) => w,
+            None => self
+                .peers
+                .get_or_insert_with(String::from(peer), || Window {
+                    rtt_ms: [f32::INFINITY; FILTER_SAMPLES],
+                    next: 0,
+                }),
+        };
+        w.rtt_ms[usize::from(w.next) % FILTER_SAMPLES] = rtt_ms as f32;
+        w.next = (w.next + 1) % FILTER_SAMPLES as u8;
+        f64::from(w.rtt_ms.iter().copied().fold(f32::INFINITY, f32::min))
+    }
+
+    /// Drop `peer`'s samples (it left the member list).
+    pub(crate) fn forget(&mut self, peer: &str) {
+        self.peers.remove(peer);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +246,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn delayed_samples_are_outvoted_by_one_prompt_one() {
+        let mut f = LatencyFilter::default();
+        assert_eq!(f.sample("a", 2.0), 2.0);
+        assert_eq!(f.sample("a", 250.0), 2.0);
+        assert_eq!(f.sample("a", 120.0), 2.0, "two delayed in three");
+        assert_eq!(f.sample("a", 3.0), 3.0, "2 fell out of the window");
+        // Peers do not share samples; a forgotten peer starts afresh.
+        assert_eq!(f.sample("b", 40.0), 40.0);
+        f.forget("a");
+        assert_eq!(f.sample("a", 300.0), 300.0);
+    }
+
+    #[test]
+    fn a_lasting_change_in_rtt_gets_through() {
+        let mut f = LatencyFilter::default();
+        for _ in 0..3 {
+            f.sample("a", 2.0);
+        }
+        assert_eq!(f.sample("a", 40.0), 2.0);
+        assert_eq!(f.sample("a", 40.0), 2.0);
+        assert_eq!(f.sample("a", 40.0), 40.0, "a rise shows after three");
+        assert_eq!(f.sample("a", 5.0), 5.0, "a fall shows at once");
     }
 
     #[test]
