@@ -410,7 +410,7 @@ pub struct Node {
     suspicions: SortedMap<String, Suspicion>,
     awareness: u32,
     coord: Coordinate,
-    /// Recent RTT samples per member, for the median Vivaldi is fed.
+    /// The last few RTT samples per member; Vivaldi is fed the lowest.
     rtt_samples: LatencyFilter,
 
     catalogs: SortedMap<String, NodeCatalog>,
@@ -2167,9 +2167,9 @@ impl Node {
                         let c = coord.as_ref().and_then(Coordinate::from_wire);
                         if let (Some(c), Some(&i)) = (c, self.index.get(&target)) {
                             // Only a direct answer measures the path to the
-                            // target. Vivaldi sees the median of the last few
-                            // such samples: one ack held up by a Wi-Fi
-                            // retransmission must not throw the coordinate.
+                            // target. Vivaldi sees the lowest of the last few
+                            // such samples: acks held up by Wi-Fi
+                            // retransmissions must not throw the coordinate.
                             let rtt = self.rtt_samples.sample(&target, rtt.max(0.05));
                             self.coord.update(&c, rtt, &mut self.rng);
                             self.members[i].coordinate = Some(c);
