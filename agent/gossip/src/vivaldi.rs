@@ -20,6 +20,8 @@
 //! median and 176–205 % unfiltered; 4–5 % without spikes in every case
 //! (`vivaldi_estimates_survive_delay_spikes` in `tests/sim.rs`). A lasting
 //! rise in RTT shows after three samples, a fall at once.
+//! Serf's adjustment window and gravity are left out: `docs/protocol.md`
+//! (section 8) gives the measurements.
 //!
 //! ```
 //! use nuvol_gossip::Coordinate;
