@@ -94,6 +94,8 @@ pub struct Member {
     pub state_since: Instant,
     /// Last Vivaldi coordinate heard for it.
     pub coordinate: Option<Coordinate>,
+    /// The last few RTT samples to it; Vivaldi is fed the lowest.
+    pub(crate) rtt_samples: LatencyFilter,
 }
 
 impl Member {
@@ -410,8 +412,6 @@ pub struct Node {
     suspicions: SortedMap<String, Suspicion>,
     awareness: u32,
     coord: Coordinate,
-    /// The last few RTT samples per member; Vivaldi is fed the lowest.
-    rtt_samples: LatencyFilter,
 
     catalogs: SortedMap<String, NodeCatalog>,
     broadcasts: Broadcasts,
@@ -463,6 +463,7 @@ impl Node {
             tags_lamport: 0,
             state_since: Instant::ZERO,
             coordinate: None,
+            rtt_samples: LatencyFilter::default(),
         };
         let mut index = NameIndex::default();
         index.insert(identity.name.clone(), 0);
@@ -489,7 +490,6 @@ impl Node {
             suspicions: SortedMap::default(),
             awareness: 0,
             coord: Coordinate::origin(),
-            rtt_samples: LatencyFilter::default(),
             catalogs,
             broadcasts: Broadcasts::default(),
             event_clock: 1,
@@ -1477,7 +1477,6 @@ impl Node {
             self.index.insert(moved, i);
         }
         self.suspicions.remove(name);
-        self.rtt_samples.forget(name);
     }
 
     // ----- internals: sending -----
@@ -1770,6 +1769,7 @@ impl Node {
                     tags_lamport: 0,
                     state_since: now,
                     coordinate: None,
+                    rtt_samples: LatencyFilter::default(),
                 });
                 self.index
                     .insert(String::from(name), self.members.len() - 1);
@@ -2170,9 +2170,10 @@ impl Node {
                             // target. Vivaldi sees the lowest of the last few
                             // such samples: acks held up by Wi-Fi
                             // retransmissions must not throw the coordinate.
-                            let rtt = self.rtt_samples.sample(&target, rtt.max(0.05));
+                            let m = &mut self.members[i];
+                            let rtt = m.rtt_samples.sample(rtt.max(0.05));
                             self.coord.update(&c, rtt, &mut self.rng);
-                            self.members[i].coordinate = Some(c);
+                            m.coordinate = Some(c);
                         }
                         return;
                     }

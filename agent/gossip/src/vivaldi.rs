@@ -9,7 +9,7 @@
 //! A single RTT sample on Wi-Fi can be inflated tenfold or more by a
 //! link-layer retransmission or a full queue, and one such sample fed to
 //! Vivaldi moves the coordinate by a good part of the error (a 300 ms sample
-//! against a 20 ms estimate pushes it some 35 ms). The [`LatencyFilter`]
+//! against a 20 ms estimate pushes it some 35 ms). The latency filter
 //! keeps the last three samples to each peer and feeds Vivaldi the lowest.
 //! Serf feeds the median of three (Ledlie et al., "Network Coordinates in
 //! the Wild"), which lets through every pair of delayed samples; but delay
@@ -29,11 +29,9 @@
 //! assert!(a.distance_ms(&a) < 0.1); // only the two minimal heights
 //! ```
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::rng::{sqrt, Rng};
-use crate::sorted::SortedMap;
 
 /// Dimensions of the Euclidean part.
 pub const DIMENSIONS: usize = 8;
@@ -169,48 +167,36 @@ impl Coordinate {
 /// RTT samples kept per peer.
 const FILTER_SAMPLES: usize = 3;
 
-/// The last [`FILTER_SAMPLES`] RTT samples to each peer; Vivaldi is fed the
+/// The last [`FILTER_SAMPLES`] RTT samples to one peer; Vivaldi is fed the
 /// lowest (see the module docs for why not the median).
 ///
-/// Holds an entry per peer the caller has sampled: the node samples only
-/// members and forgets a member when it drops it, so this stays as large as
-/// the member list. Samples are `f32` like coordinates on the wire: a
-/// microsecond's precision is plenty for a figure fed to a spring model.
-#[derive(Debug, Default)]
+/// The node keeps one in each member, so the samples go with the member.
+/// They are `f32` like coordinates on the wire: a microsecond's precision
+/// is plenty for a figure fed to a spring model.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LatencyFilter {
-    peers: SortedMap<String, Window>,
-}
-
-/// A ring of the last samples; unfilled slots hold infinity, which no
-/// minimum picks.
-#[derive(Debug, Clone, Copy)]
-struct Window {
+    /// A ring; unfilled slots hold infinity, which no minimum picks.
     rtt_ms: [f32; FILTER_SAMPLES],
     /// Slot the next sample overwrites.
     next: u8,
 }
 
-impl LatencyFilter {
-    /// Record a sample of `rtt_ms` to `peer`; returns the RTT to feed
-    /// Vivaldi: the lowest of the peer's last three samples.
-    pub(crate) fn sample(&mut self, peer: &str, rtt_ms: f64) -> f64 {
-        let w = match self.peers.get_mut(peer) {
-            Some(w) => w,
-            None => self
-                .peers
-                .get_or_insert_with(String::from(peer), || Window {
-                    rtt_ms: [f32::INFINITY; FILTER_SAMPLES],
-                    next: 0,
-                }),
-        };
-        w.rtt_ms[usize::from(w.next) % FILTER_SAMPLES] = rtt_ms as f32;
-        w.next = (w.next + 1) % FILTER_SAMPLES as u8;
-        f64::from(w.rtt_ms.iter().copied().fold(f32::INFINITY, f32::min))
+impl Default for LatencyFilter {
+    fn default() -> LatencyFilter {
+        LatencyFilter {
+            rtt_ms: [f32::INFINITY; FILTER_SAMPLES],
+            next: 0,
+        }
     }
+}
 
-    /// Drop `peer`'s samples (it left the member list).
-    pub(crate) fn forget(&mut self, peer: &str) {
-        self.peers.remove(peer);
+impl LatencyFilter {
+    /// Record a sample of `rtt_ms`; returns the RTT to feed Vivaldi: the
+    /// lowest of the last three samples.
+    pub(crate) fn sample(&mut self, rtt_ms: f64) -> f64 {
+        self.rtt_ms[usize::from(self.next) % FILTER_SAMPLES] = rtt_ms as f32;
+        self.next = (self.next + 1) % FILTER_SAMPLES as u8;
+        f64::from(self.rtt_ms.iter().copied().fold(f32::INFINITY, f32::min))
     }
 }
 
@@ -253,26 +239,22 @@ mod tests {
     #[test]
     fn delayed_samples_are_outvoted_by_one_prompt_one() {
         let mut f = LatencyFilter::default();
-        assert_eq!(f.sample("a", 2.0), 2.0);
-        assert_eq!(f.sample("a", 250.0), 2.0);
-        assert_eq!(f.sample("a", 120.0), 2.0, "two delayed in three");
-        assert_eq!(f.sample("a", 3.0), 3.0, "2 fell out of the window");
-        // Peers do not share samples; a forgotten peer starts afresh.
-        assert_eq!(f.sample("b", 40.0), 40.0);
-        f.forget("a");
-        assert_eq!(f.sample("a", 300.0), 300.0);
+        assert_eq!(f.sample(2.0), 2.0);
+        assert_eq!(f.sample(250.0), 2.0);
+        assert_eq!(f.sample(120.0), 2.0, "two delayed in three");
+        assert_eq!(f.sample(3.0), 3.0, "2 fell out of the window");
     }
 
     #[test]
     fn a_lasting_change_in_rtt_gets_through() {
         let mut f = LatencyFilter::default();
         for _ in 0..3 {
-            f.sample("a", 2.0);
+            f.sample(2.0);
         }
-        assert_eq!(f.sample("a", 40.0), 2.0);
-        assert_eq!(f.sample("a", 40.0), 2.0);
-        assert_eq!(f.sample("a", 40.0), 40.0, "a rise shows after three");
-        assert_eq!(f.sample("a", 5.0), 5.0, "a fall shows at once");
+        assert_eq!(f.sample(40.0), 2.0);
+        assert_eq!(f.sample(40.0), 2.0);
+        assert_eq!(f.sample(40.0), 40.0, "a rise shows after three");
+        assert_eq!(f.sample(5.0), 5.0, "a fall shows at once");
     }
 
     #[test]
