@@ -31,7 +31,7 @@ use crate::rng::Rng;
 use crate::sorted::SortedMap;
 use crate::suspicion::Suspicion;
 use crate::time::Instant;
-use crate::vivaldi::Coordinate;
+use crate::vivaldi::{Coordinate, LatencyFilter};
 use crate::wire::{
     self, CatalogEntry, CatalogState, MemberRecord, Message, Peer, PushPull, SavedState, WireError,
     WireState, PACKET_OVERHEAD,
@@ -94,6 +94,8 @@ pub struct Member {
     pub state_since: Instant,
     /// Last Vivaldi coordinate heard for it.
     pub coordinate: Option<Coordinate>,
+    /// The last few RTT samples to it; Vivaldi is fed the lowest.
+    pub(crate) rtt_samples: LatencyFilter,
 }
 
 impl Member {
@@ -523,6 +525,7 @@ impl Node {
             tags_lamport: 0,
             state_since: Instant::ZERO,
             coordinate: None,
+            rtt_samples: LatencyFilter::default(),
         };
         let mut index = NameIndex::default();
         index.insert(identity.name.clone(), 0);
@@ -1867,6 +1870,7 @@ impl Node {
                     tags_lamport: 0,
                     state_since: now,
                     coordinate: None,
+                    rtt_samples: LatencyFilter::default(),
                 });
                 self.index
                     .insert(String::from(name), self.members.len() - 1);
@@ -2261,13 +2265,16 @@ impl Node {
                         p.acked_direct = direct && p.phase == ProbePhase::Direct;
                         let rtt = now.saturating_since(p.sent).as_micros() as f64 / 1000.0;
                         let target = p.target.clone();
-                        if let Some(c) = coord.as_ref().and_then(Coordinate::from_wire) {
-                            // Only a direct answer measures the path to the target.
-                            let rtt = rtt.max(0.05);
+                        let c = coord.as_ref().and_then(Coordinate::from_wire);
+                        if let (Some(c), Some(&i)) = (c, self.index.get(&target)) {
+                            // Only a direct answer measures the path to the
+                            // target. Vivaldi sees the lowest of the last few
+                            // such samples: acks held up by Wi-Fi
+                            // retransmissions must not throw the coordinate.
+                            let m = &mut self.members[i];
+                            let rtt = m.rtt_samples.sample(rtt.max(0.05));
                             self.coord.update(&c, rtt, &mut self.rng);
-                            if let Some(&i) = self.index.get(&target) {
-                                self.members[i].coordinate = Some(c);
-                            }
+                            m.coordinate = Some(c);
                         }
                         return;
                     }

@@ -2,7 +2,9 @@
 //!
 //! Runs N [`Node`]s on a virtual clock. Datagrams cross links with a delay
 //! (from the nodes' positions on a plane, so Vivaldi has something to learn),
-//! jitter and loss (cluster-wide or per link); streams (push-pull, stream
+//! jitter, occasional spikes (a datagram held up for hundreds of
+//! milliseconds, as on a busy Wi-Fi link) and loss (cluster-wide or per
+//! link); streams (push-pull, stream
 //! probes) are delivered reliably but late, as TCP would: every lost segment
 //! costs a retransmission timeout (1 s doubling for the handshake, 200 ms
 //! doubling for data, Linux's defaults), and a stream the agent would have
@@ -29,6 +31,7 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::ops::Range;
 use core::time::Duration;
 
 use crate::config::Config;
@@ -49,6 +52,11 @@ pub struct SimConfig {
     pub spread: Duration,
     /// Uniform extra delay per datagram, `0..jitter`.
     pub jitter: Duration,
+    /// Fraction of datagrams held up far beyond their link's delay, as a
+    /// Wi-Fi retransmission burst or a full queue does (0: none).
+    pub spikes: f64,
+    /// Extra one-way delay of a held-up datagram, uniform in this range.
+    pub spike_delay: Range<Duration>,
     /// Keep every event (turn off for very large runs).
     pub record_events: bool,
 }
@@ -61,6 +69,8 @@ impl Default for SimConfig {
             base_delay: Duration::from_millis(1),
             spread: Duration::from_millis(20),
             jitter: Duration::from_millis(1),
+            spikes: 0.0,
+            spike_delay: Duration::from_millis(100)..Duration::from_millis(300),
             record_events: true,
         }
     }
@@ -452,6 +462,18 @@ impl Sim {
         waited
     }
 
+    /// Extra delay for one datagram: usually none, a spike for a
+    /// `spikes` fraction of them. Draws nothing while spikes are off, so
+    /// runs without them replay as before.
+    fn spike(&mut self) -> u64 {
+        if self.cfg.spikes <= 0.0 || self.rng.unit() >= self.cfg.spikes {
+            return 0;
+        }
+        let lo = duration_ms(self.cfg.spike_delay.start);
+        let hi = duration_ms(self.cfg.spike_delay.end).max(lo);
+        lo + ((hi - lo) as f64 * self.rng.unit()) as u64
+    }
+
     fn connected(&self, a: usize, b: usize) -> bool {
         !self.partitioned || self.slots[a].group == self.slots[b].group
     }
@@ -499,7 +521,10 @@ impl Sim {
                         continue;
                     }
                     let jitter = duration_ms(self.cfg.jitter) as f64 * self.rng.unit();
-                    let at = self.now + duration_ms(self.link_delay(i, j)) + jitter as u64;
+                    let at = self.now
+                        + duration_ms(self.link_delay(i, j))
+                        + jitter as u64
+                        + self.spike();
                     self.push(at, What::Packet { to: j, from, bytes });
                 }
                 Transmit::Stream { to, bytes } => {

@@ -6,6 +6,23 @@
 //! so that distances match measured RTTs (Dabek et al., as in Serf). The
 //! distance between two coordinates is then the estimated RTT between them.
 //!
+//! A single RTT sample on Wi-Fi can be inflated tenfold or more by a
+//! link-layer retransmission or a full queue, and one such sample fed to
+//! Vivaldi moves the coordinate by a good part of the error (a 300 ms sample
+//! against a 20 ms estimate pushes it some 35 ms). The latency filter
+//! keeps the last three samples to each peer and feeds Vivaldi the lowest.
+//! Serf feeds the median of three (Ledlie et al., "Network Coordinates in
+//! the Wild"), which lets through every pair of delayed samples; but delay
+//! noise is one-sided (queues and retransmissions only ever add time), so
+//! the lowest of three is spoiled only when all three are. In the
+//! simulator with 10 % of datagrams held up 100–300 ms, the median relative
+//! error of 30 nodes' estimates is 6–8 % with the lowest, 55–116 % with the
+//! median and 176–205 % unfiltered; 4–5 % without spikes in every case
+//! (`vivaldi_estimates_survive_delay_spikes` in `tests/sim.rs`). A lasting
+//! rise in RTT shows after three samples, a fall at once.
+//! Serf's adjustment window and gravity are left out: `docs/protocol.md`
+//! (section 8) gives the measurements.
+//!
 //! ```
 //! use nuvol_gossip::Coordinate;
 //! let a = Coordinate::origin();
@@ -147,6 +164,42 @@ impl Coordinate {
     }
 }
 
+/// RTT samples kept per peer.
+const FILTER_SAMPLES: usize = 3;
+
+/// The last [`FILTER_SAMPLES`] RTT samples to one peer; Vivaldi is fed the
+/// lowest (see the module docs for why not the median).
+///
+/// The node keeps one in each member, so the samples go with the member.
+/// They are `f32` like coordinates on the wire: a microsecond's precision
+/// is plenty for a figure fed to a spring model.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LatencyFilter {
+    /// A ring; unfilled slots hold infinity, which no minimum picks.
+    rtt_ms: [f32; FILTER_SAMPLES],
+    /// Slot the next sample overwrites.
+    next: u8,
+}
+
+impl Default for LatencyFilter {
+    fn default() -> LatencyFilter {
+        LatencyFilter {
+            rtt_ms: [f32::INFINITY; FILTER_SAMPLES],
+            next: 0,
+        }
+    }
+}
+
+impl LatencyFilter {
+    /// Record a sample of `rtt_ms`; returns the RTT to feed Vivaldi: the
+    /// lowest of the last three samples.
+    pub(crate) fn sample(&mut self, rtt_ms: f64) -> f64 {
+        self.rtt_ms[usize::from(self.next) % FILTER_SAMPLES] = rtt_ms as f32;
+        self.next = (self.next + 1) % FILTER_SAMPLES as u8;
+        f64::from(self.rtt_ms.iter().copied().fold(f32::INFINITY, f32::min))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +234,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn delayed_samples_are_outvoted_by_one_prompt_one() {
+        let mut f = LatencyFilter::default();
+        assert_eq!(f.sample(2.0), 2.0);
+        assert_eq!(f.sample(250.0), 2.0);
+        assert_eq!(f.sample(120.0), 2.0, "two delayed in three");
+        assert_eq!(f.sample(3.0), 3.0, "2 fell out of the window");
+    }
+
+    #[test]
+    fn a_lasting_change_in_rtt_gets_through() {
+        let mut f = LatencyFilter::default();
+        for _ in 0..3 {
+            f.sample(2.0);
+        }
+        assert_eq!(f.sample(40.0), 2.0);
+        assert_eq!(f.sample(40.0), 2.0);
+        assert_eq!(f.sample(40.0), 40.0, "a rise shows after three");
+        assert_eq!(f.sample(5.0), 5.0, "a fall shows at once");
     }
 
     #[test]
