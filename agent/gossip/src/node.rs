@@ -330,7 +330,8 @@ struct InQuery {
 /// carries the sender's whole state, so after merging it the answerer
 /// sends only where its own differs, and both end with the union as before.
 struct Shown {
-    /// (name, addr, incarnation, state, tags Lamport time) of each member.
+    /// (name, addr, incarnation, state, tags Lamport time, whether it
+    /// carried a coordinate) of each member.
     members: Vec<(String, MemberShown)>,
     /// Per node, its slots as (type, port, version). Both levels are in key
     /// order, as every sender writes them; when they are not, this is left
@@ -339,8 +340,9 @@ struct Shown {
     catalogs: Vec<(String, SlotsShown)>,
 }
 
-/// Address, incarnation, state and tags Lamport time of a member.
-type MemberShown = (SocketAddr, u64, WireState, u64);
+/// Address, incarnation, state, tags Lamport time and whether a coordinate
+/// came along, of a member.
+type MemberShown = (SocketAddr, u64, WireState, u64, bool);
 /// A node's catalog slots as (type, port, version).
 type SlotsShown = Vec<(String, u16, u64)>;
 
@@ -350,7 +352,13 @@ impl Shown {
             .members
             .iter()
             .map(|m| {
-                let shown = (m.addr, m.incarnation, m.state, m.tags_lamport);
+                let shown = (
+                    m.addr,
+                    m.incarnation,
+                    m.state,
+                    m.tags_lamport,
+                    m.coord.is_some(),
+                );
                 (m.name.clone(), shown)
             })
             .collect();
@@ -1611,7 +1619,8 @@ impl Node {
     /// showed alike and whose tags it showed as new (tags alone go out as
     /// "none", Lamport time 0, which merging skips), and catalog slots it
     /// showed at the same version. Our own record always goes (it carries
-    /// our coordinate).
+    /// our coordinate), and so does, in a join reply, a member whose
+    /// coordinate we hold and the request did not carry.
     fn push_pull_state(&self, join: bool, reply: bool, shown: Option<&Shown>) -> PushPull {
         // What the request showed of each of our members, by position.
         let mut seen: Vec<Option<MemberShown>> = alloc::vec![None; self.members.len()];
@@ -1629,9 +1638,11 @@ impl Node {
                 MemberState::Left => WireState::Left,
             };
             let mut tags_lamport = m.tags_lamport;
-            if let Some((addr, inc, st, lamport)) = seen[i] {
+            if let Some((addr, inc, st, lamport, had_coord)) = seen[i] {
                 let has_tags = lamport >= m.tags_lamport;
-                if i != 0 && has_tags && (addr, inc, st) == (m.addr, m.incarnation, state) {
+                let has_coord = had_coord || !join || m.coordinate.is_none();
+                let alike = (addr, inc, st) == (m.addr, m.incarnation, state);
+                if i != 0 && has_tags && has_coord && alike {
                     continue;
                 }
                 if has_tags {
@@ -2343,6 +2354,11 @@ impl Node {
 
     fn merge(&mut self, now: Instant, pp: PushPull) {
         let from = pp.from;
+        // A suspicion learned from a peer's state counts as our own, not as
+        // the peer's confirmation (as memberlist): the peer may only be
+        // echoing what it heard from us, and Lifeguard shortens the timeout
+        // per independent confirmation.
+        let me = self.me.clone();
         for m in pp.members {
             match m.state {
                 WireState::Alive => self.on_alive(now, &m.name, m.addr, m.incarnation),
@@ -2353,7 +2369,7 @@ impl Node {
                     if m.name == self.me {
                         self.on_dead(now, &m.name, m.incarnation, &from);
                     } else {
-                        self.on_suspect(now, &m.name, m.incarnation, &from)
+                        self.on_suspect(now, &m.name, m.incarnation, &me)
                     }
                 }
             }

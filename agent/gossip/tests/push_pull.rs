@@ -599,3 +599,142 @@ fn reply_leaves_out_only_slots_shown_in_key_order() {
     let c_old = slots("c", &[(3, "dns", 53), (1, "web", 80)]);
     assert_eq!(reply_to(&mut net, vec![c_old, d_slots]), ["c:80"]);
 }
+
+fn lone_node(name: &str, i: u8) -> Node {
+    let addr = SocketAddr::from(([10, 0, 0, i], 7946));
+    Node::new(
+        Identity::new(name, addr),
+        Config::lan(),
+        Keyring::plaintext(),
+        u64::from(i),
+    )
+}
+
+fn member_record(name: &str, i: u8, state: wire::WireState) -> MemberRecord {
+    MemberRecord {
+        name: name.to_string(),
+        addr: SocketAddr::from(([10, 0, 0, i], 7946)),
+        incarnation: 1,
+        state,
+        tags_lamport: 0,
+        tags: Vec::new(),
+        coord: None,
+    }
+}
+
+/// Hands `node` a push-pull request from `from` holding `members`; drops
+/// whatever it sends.
+fn push(node: &mut Node, now: Instant, from: &str, members: Vec<MemberRecord>) {
+    let request = PushPull {
+        version: wire::VERSION,
+        join: false,
+        reply: false,
+        from: from.to_string(),
+        members,
+        catalogs: Vec::new(),
+        event_clock: 0,
+        query_clock: 0,
+        ping: None,
+    };
+    let addr = SocketAddr::from(([10, 9, 9, 9], 7946));
+    node.handle_stream(now, addr, &framed(&wire::encode_push_pull(&request)))
+        .expect("a valid request");
+    while node.poll_transmit().is_some() {}
+}
+
+/// A gossip datagram from `from` telling that c is suspect.
+fn rumour(a: &mut Node, now: Instant, from: &str, i: u8) {
+    let packet = wire::encode_packet(&[wire::Message::Suspect {
+        name: "c".to_string(),
+        incarnation: 1,
+        from: from.to_string(),
+    }]);
+    let addr = SocketAddr::from(([10, 0, 0, i], 7946));
+    a.handle_packet(now, addr, &framed(&packet))
+        .expect("a valid datagram");
+    while a.poll_transmit().is_some() {}
+}
+
+/// When node a, which heard "c is suspect" from d, declares c failed after
+/// `echoes` peers showed c as suspect in their push-pull state and
+/// `confirmations` peers said so in datagrams of their own.
+fn declared_after(echoes: usize, confirmations: usize) -> Duration {
+    use nuvol_gossip::wire::WireState::{Alive, Suspect};
+    let start = Instant::ZERO;
+    let mut a = lone_node("a", 1);
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let everyone = (1..=8)
+        .map(|i| member_record(names[usize::from(i) - 1], i, Alive))
+        .collect();
+    push(&mut a, start, "h", everyone);
+    rumour(&mut a, start, "d", 4);
+    assert_eq!(
+        a.member("c").map(|m| m.state),
+        Some(nuvol_gossip::MemberState::Suspect)
+    );
+    for peer in ["b", "e", "f", "g"].into_iter().take(echoes) {
+        push(&mut a, start, peer, vec![member_record("c", 3, Suspect)]);
+    }
+    for (peer, i) in [("e", 5), ("f", 6)].into_iter().take(confirmations) {
+        rumour(&mut a, start, peer, i);
+    }
+    let mut now = start;
+    for _ in 0..6_000 {
+        now = now + Duration::from_millis(100);
+        a.handle_timeout(now);
+        while a.poll_transmit().is_some() {}
+        if a.member("c").map(|m| m.state) == Some(nuvol_gossip::MemberState::Failed) {
+            return now.saturating_since(start);
+        }
+    }
+    panic!("c never declared failed");
+}
+
+/// A peer's state may only echo what it heard from us, so a suspicion in
+/// push-pull state counts as ours (once), never as that peer's independent
+/// confirmation: Lifeguard shortens the timeout per confirmation, and four
+/// peers echoing one rumour must weigh no more than one peer confirming it
+/// (as memberlist's mergeState).
+#[test]
+fn suspicions_shown_in_push_pull_state_confirm_only_once() {
+    let alone = declared_after(0, 0);
+    let (one, two) = (declared_after(0, 1), declared_after(0, 2));
+    let echoed = declared_after(4, 0);
+    println!(
+        "c declared after {alone:?} on one rumour, {one:?} / {two:?} with one / two \
+         confirmations, {echoed:?} with four echoes"
+    );
+    assert!(
+        two < one && one < alone,
+        "confirmations shorten the timeout"
+    );
+    assert_eq!(echoed, one, "four echoes weigh as one confirmation");
+}
+
+/// A joiner that already knows a member (heard of it by gossip) but never
+/// probed it still gets its coordinate from the join reply.
+#[test]
+fn join_reply_carries_coordinates_of_members_the_joiner_shows() {
+    use nuvol_gossip::wire::WireState::Alive;
+    let now = Instant::ZERO;
+    let (mut a, mut b) = (lone_node("a", 1), lone_node("b", 2));
+    let mut c = member_record("c", 3, Alive);
+    c.coord = Some(nuvol_gossip::Coordinate::origin().to_wire());
+    push(&mut b, now, "c", vec![c]);
+    assert!(b.member("c").and_then(|m| m.coordinate.as_ref()).is_some());
+    push(&mut a, now, "f", vec![member_record("c", 3, Alive)]);
+    a.join(now, &[SocketAddr::from(([10, 0, 0, 2], 7946))]);
+    for _ in 0..10 {
+        let Some(t) = a.poll_transmit() else { break };
+        if let Transmit::Stream { bytes, .. } = t {
+            let from_a = SocketAddr::from(([10, 0, 0, 1], 7946));
+            let reply = b.handle_stream(now, from_a, &bytes).unwrap().unwrap();
+            let from_b = SocketAddr::from(([10, 0, 0, 2], 7946));
+            a.handle_stream(now, from_b, &reply).unwrap();
+        }
+    }
+    assert!(
+        a.member("c").and_then(|m| m.coordinate.as_ref()).is_some(),
+        "a has no coordinate for c after its join"
+    );
+}
