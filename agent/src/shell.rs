@@ -73,8 +73,16 @@ pub async fn join_loop<S: Shell>(s: Rc<S>, addrs: Vec<String>) {
         if pending.is_empty() {
             return;
         }
-        let local = s.udp().get_ref().local_addr();
-        let Ok(local) = local else { return };
+        let local = match s.udp().get_ref().local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                log::warn(&format!(
+                    "{}cannot join: gossip socket: {e}",
+                    s.log_prefix()
+                ));
+                return;
+            }
+        };
         let resolved = net::resolve(pending.clone(), local).await;
         let ok: Vec<SocketAddr> = resolved.iter().filter_map(|(_, r)| *r).collect();
         pending = resolved
