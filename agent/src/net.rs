@@ -67,6 +67,18 @@ pub async fn read_frame(
     r: &mut (impl AsyncRead + Unpin),
     limit: usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
+    match read_len(r, limit).await? {
+        Some(n) => read_body(r, n).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads a frame's length and refuses it past `limit`; `Ok(None)` on a
+/// clean end of stream before the first byte.
+pub async fn read_len(
+    r: &mut (impl AsyncRead + Unpin),
+    limit: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -82,6 +94,14 @@ pub async fn read_frame(
     if announced > limit {
         return Err(FrameError::TooLarge { announced, limit });
     }
+    Ok(Some(announced))
+}
+
+/// Reads a frame body of `announced` bytes (after [`read_len`]).
+pub async fn read_body(
+    r: &mut (impl AsyncRead + Unpin),
+    announced: usize,
+) -> Result<Vec<u8>, FrameError> {
     // Grow with the bytes that really arrive rather than trusting the
     // prefix: a peer announcing megabytes must also send them.
     let mut body = Vec::with_capacity(announced.min(64 * 1024));
@@ -93,7 +113,7 @@ pub async fn read_frame(
     if got < announced {
         return Err(FrameError::Truncated);
     }
-    Ok(Some(body))
+    Ok(body)
 }
 
 /// Writes `body` as one frame.

@@ -4,7 +4,7 @@
 //! (`crate::fedpool::Pool`) run the same loops through [`Shell`]; the core
 //! decides everything, these only move bytes and time.
 
-use std::cell::RefMut;
+use std::cell::{Cell, RefMut};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::rc::Rc;
 use std::time::Duration;
@@ -16,9 +16,13 @@ use smol::{Async, Timer};
 use crate::agent::Executor;
 use crate::{log, net};
 
-/// Concurrent inbound push-pull streams; more wait to be accepted. Each may
-/// hold up to the core's `max_stream_len` in memory.
+/// Concurrent inbound push-pull streams; more wait to be accepted.
 const MAX_STREAMS: usize = 8;
+/// Body bytes all inbound streams may hold at once, in the core's
+/// `max_stream_len`s: a stream announcing more than is left is closed
+/// unread (its sender retries at its next push-pull), so a flood of
+/// maximal streams cannot fill a router's memory with buffers.
+const STREAM_BUFFERS: usize = 2;
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 65_536;
 
@@ -164,6 +168,7 @@ pub async fn tcp_loop<S: Shell>(s: Rc<S>, listener: Async<TcpListener>) {
     // retry interval): beyond the limit, connections wait in the kernel's
     // accept backlog until a slot frees.
     let slots = std::sync::Arc::new(smol::lock::Semaphore::new(MAX_STREAMS));
+    let room = Rc::new(Cell::new(STREAM_BUFFERS * s.max_stream_len()));
     loop {
         let slot = slots.acquire_arc().await;
         let (stream, from) = match listener.accept().await {
@@ -174,18 +179,46 @@ pub async fn tcp_loop<S: Shell>(s: Rc<S>, listener: Async<TcpListener>) {
                 continue;
             }
         };
-        let c = s.clone();
+        let (c, room) = (s.clone(), room.clone());
         s.executor()
             .spawn(async move {
-                let _ = net::timeout(c.stream_timeout(), serve_stream(&c, stream, from)).await;
+                let serve = serve_stream(&c, stream, from, &room);
+                let _ = net::timeout(c.stream_timeout(), serve).await;
                 drop(slot);
             })
             .detach();
     }
 }
 
-async fn serve_stream<S: Shell>(s: &Rc<S>, mut stream: Async<TcpStream>, from: SocketAddr) {
-    let Ok(Some(body)) = net::read_frame(&mut stream, s.max_stream_len()).await else {
+/// Bytes taken from the inbound streams' room, given back on drop (also
+/// when the stream times out mid-read).
+struct Taken<'a>(&'a Cell<usize>, usize);
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + self.1);
+    }
+}
+
+async fn serve_stream<S: Shell>(
+    s: &Rc<S>,
+    mut stream: Async<TcpStream>,
+    from: SocketAddr,
+    room: &Cell<usize>,
+) {
+    let Ok(Some(len)) = net::read_len(&mut stream, s.max_stream_len()).await else {
+        return;
+    };
+    let Some(left) = room.get().checked_sub(len) else {
+        log::debug_msg(&format!(
+            "{}push-pull from {from}: {len} bytes refused, other streams hold the room",
+            s.log_prefix()
+        ));
+        return;
+    };
+    room.set(left);
+    let _taken = Taken(room, len);
+    let Ok(body) = net::read_body(&mut stream, len).await else {
         return;
     };
     let now = s.now();

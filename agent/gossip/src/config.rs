@@ -62,7 +62,8 @@ pub struct Config {
     pub event_buffer: u64,
     /// Upper bound for a query's timeout, whatever the asker requests.
     pub max_query_timeout: Duration,
-    /// Largest push-pull stream accepted or produced, in bytes.
+    /// Largest push-pull stream accepted or produced, in bytes; decoding
+    /// one may take up to [`Config::decode_budget`] more.
     pub max_stream_len: usize,
 }
 
@@ -81,6 +82,13 @@ impl fmt::Display for ConfigError {
         }
     }
 }
+
+/// A push-pull decodes into at most this many times the stream limit:
+/// realistic ones take ~4.6× their length as the decoder counts (tags and
+/// catalogs of the agent's shape), a hostile one of minimal items up to
+/// 40×, so honest streams of the largest size fit with room for shorter
+/// strings and hostile ones are cut at 3 MiB on a LAN node.
+const DECODE_FACTOR: usize = 6;
 
 const MAX_DURATION_MS: u64 = 366 * 24 * 3600 * 1000;
 
@@ -112,9 +120,12 @@ impl Config {
             mtu: 1400,
             event_buffer: 512,
             max_query_timeout: ms(60_000),
-            // A router has 64 MB and decoding may take ~10× the input:
-            // 4 MiB still holds a thousand members with their catalogs.
-            max_stream_len: 4 << 20,
+            // A router has 64 MB, often 25-30 MB free, and anyone on the
+            // LAN (any key holder when sealed) may send streams this long.
+            // A member with the agent's 8 tags and 10 services takes
+            // ~1.2 KB (wire.rs tests), so this holds ~430 such members,
+            // more with fewer services: "tens to hundreds of nodes".
+            max_stream_len: 512 << 10,
         }
     }
 
@@ -142,6 +153,12 @@ impl Config {
             "wan" => Some(Config::wan()),
             _ => None,
         }
+    }
+
+    /// What decoding one push-pull may take ([`crate::wire::decode_push_pull`]'s
+    /// budget): a fixed multiple of [`Config::max_stream_len`].
+    pub fn decode_budget(&self) -> usize {
+        self.max_stream_len.saturating_mul(DECODE_FACTOR)
     }
 
     /// Override one parameter from text. Durations are given in milliseconds

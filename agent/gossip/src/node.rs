@@ -889,7 +889,7 @@ impl Node {
         self.stats.streams_received += 1;
         self.stats.stream_bytes_received += bytes.len() as u64;
         let plain = self.open_input(bytes, self.config.max_stream_len)?;
-        let pp = wire::decode_push_pull(&plain).map_err(|e| {
+        let pp = wire::decode_push_pull(&plain, self.config.decode_budget()).map_err(|e| {
             self.stats.packets_malformed += 1;
             InputError::Wire(e)
         })?;

@@ -7,9 +7,12 @@
 //! datagram is skipped, not fatal. docs/protocol.md specifies every message
 //! with golden byte vectors (checked both ways by the tests).
 //!
-//! Decoding untrusted bytes never panics; every allocation is bounded by the
-//! input length (the caller bounds that: one datagram, or
-//! [`crate::Config::max_stream_len`]).
+//! Decoding untrusted bytes never panics, and what it builds is charged
+//! against a budget as it goes (`Dec`): a fixed one per datagram, the
+//! caller's per push-pull ([`crate::Config::decode_budget`], a multiple of
+//! [`crate::Config::max_stream_len`], which bounds the input). A few bytes
+//! can name a value of hundreds (a 5-byte catalog tombstone is a 200-byte
+//! entry), so bounding the input alone would not bound the memory.
 //!
 //! The codec is written out rather than derived: the derived code, one
 //! generic copy per type and field, was 13 KiB of the aarch64 binary more.
@@ -251,9 +254,19 @@ pub fn encode_packet(messages: &[Message]) -> Vec<u8> {
     w.0
 }
 
+/// What decoding one datagram may charge (see [`Dec`]): honest ones, at
+/// most an MTU long, take a small part of it; a hostile 64 KiB one of
+/// minimal messages is refused past it.
+const PACKET_BUDGET: usize = 1 << 20;
+
 /// Decode a datagram payload. Messages of unknown types are skipped.
 pub fn decode_packet(bytes: &[u8]) -> Result<Vec<Message>, WireError> {
-    let mut d = Decoder::new(bytes);
+    let mut d = Dec::new(Decoder::new(bytes), PACKET_BUDGET);
+    let r = packet(&mut d);
+    r.map_err(|e| d.refuse(e))
+}
+
+fn packet(d: &mut Dec<'_>) -> Result<Vec<Message>, WireError> {
     let outer = d.array()?;
     if outer.is_some_and(|n| n < 2) {
         return Err(WireError::Malformed);
@@ -265,7 +278,7 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Vec<Message>, WireError> {
     // Definite or indefinite; each message takes at least two bytes, so a
     // definite count beyond the input length is a lie.
     let count = d.array()?;
-    if count.is_some_and(|n| n > bytes.len() as u64) {
+    if count.is_some_and(|n| n > d.input().len() as u64) {
         return Err(WireError::Malformed);
     }
     let mut out = Vec::new();
@@ -286,7 +299,8 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Vec<Message>, WireError> {
         if kind > MAX_MESSAGE_TYPE {
             d.skip()?;
         } else {
-            out.push(message(&mut d)?);
+            d.charge(size_of::<Message>())?;
+            out.push(message(d)?);
         }
     }
     Ok(out)
@@ -299,9 +313,12 @@ pub fn encode_push_pull(p: &PushPull) -> Vec<u8> {
     w.0
 }
 
-/// Decode a push-pull stream payload.
-pub fn decode_push_pull(bytes: &[u8]) -> Result<PushPull, WireError> {
-    let p = push_pull(&mut Decoder::new(bytes))?;
+/// Decode a push-pull stream payload whose values may take at most
+/// `budget` bytes (as [`Dec`] counts them); beyond, it is refused as
+/// [`WireError::TooLarge`] before it is all built.
+pub fn decode_push_pull(bytes: &[u8], budget: usize) -> Result<PushPull, WireError> {
+    let mut d = Dec::new(Decoder::new(bytes), budget);
+    let p = push_pull(&mut d).map_err(|e| d.refuse(e.into()))?;
     if p.version != VERSION {
         return Err(WireError::Version(p.version));
     }
@@ -314,8 +331,10 @@ pub fn encode_saved_state(s: &SavedState) -> Vec<u8> {
     w.0
 }
 
+/// Decode the node's own state file (written by this node, read from its
+/// own disk: no budget beyond the file's length).
 pub fn decode_saved_state(bytes: &[u8]) -> Result<SavedState, WireError> {
-    let s = saved_state(&mut Decoder::new(bytes))?;
+    let s = saved_state(&mut Dec::new(Decoder::new(bytes), usize::MAX))?;
     if s.version != VERSION {
         return Err(WireError::Version(s.version));
     }
@@ -632,13 +651,82 @@ impl Writer {
 // field is an error unless it is optional; lists are definite or
 // indefinite; a message is a definite array.
 
+/// A decoder that charges what the values it builds will take against a
+/// budget, so that a hostile input cannot decode into many times its size
+/// (a 5-byte catalog tombstone is a 200-byte entry): list elements cost
+/// their `size_of` before they are read, strings and byte strings their
+/// length and a heap block. Lists may hold up to twice their elements'
+/// size while they grow, so the heap used stays within about twice the
+/// budget.
+struct Dec<'b> {
+    d: Decoder<'b>,
+    left: usize,
+    /// The budget ran out: the input is refused as too large.
+    spent: bool,
+}
+
+/// What one heap block costs beyond its bytes (allocator header and
+/// rounding).
+const HEAP_BLOCK: usize = 16;
+
+impl<'b> Dec<'b> {
+    fn new(d: Decoder<'b>, budget: usize) -> Dec<'b> {
+        Dec {
+            d,
+            left: budget,
+            spent: false,
+        }
+    }
+
+    fn charge(&mut self, n: usize) -> Result<(), Error> {
+        match self.left.checked_sub(n) {
+            Some(left) => self.left = left,
+            None => self.spent = true,
+        }
+        match self.spent {
+            false => Ok(()),
+            true => Err(Error::message("over the decoding budget")),
+        }
+    }
+
+    /// A heap block of `len` bytes (none when empty).
+    fn charge_heap(&mut self, len: usize) -> Result<(), Error> {
+        match len {
+            0 => Ok(()),
+            n => self.charge(n.saturating_add(HEAP_BLOCK)),
+        }
+    }
+
+    /// `e`, or [`WireError::TooLarge`] if the budget ran out.
+    fn refuse(&self, e: WireError) -> WireError {
+        if self.spent {
+            WireError::TooLarge
+        } else {
+            e
+        }
+    }
+}
+
+impl<'b> core::ops::Deref for Dec<'b> {
+    type Target = Decoder<'b>;
+    fn deref(&self) -> &Decoder<'b> {
+        &self.d
+    }
+}
+
+impl core::ops::DerefMut for Dec<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.d
+    }
+}
+
 /// Calls `field(d, i)` for element `i` of a struct or message of `len`
 /// elements (`None`: indefinite, up to the break); an element `field` does
 /// not take (it returns `false`) is skipped.
 fn fields<'b>(
-    d: &mut Decoder<'b>,
+    d: &mut Dec<'b>,
     len: Option<u64>,
-    field: &mut dyn FnMut(&mut Decoder<'b>, u64) -> Result<bool, Error>,
+    field: &mut dyn FnMut(&mut Dec<'b>, u64) -> Result<bool, Error>,
 ) -> Result<(), Error> {
     match len {
         Some(n) => {
@@ -662,19 +750,23 @@ fn fields<'b>(
     Ok(())
 }
 
-/// Calls `item(d)` for each element of a list.
+/// Calls `item(d)` for each element of a list, charging `size` (the
+/// element's `size_of`) for each before it is read.
 fn items<'b>(
-    d: &mut Decoder<'b>,
-    item: &mut dyn FnMut(&mut Decoder<'b>) -> Result<(), Error>,
+    d: &mut Dec<'b>,
+    size: usize,
+    item: &mut dyn FnMut(&mut Dec<'b>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     match d.array()? {
         Some(n) => {
             for _ in 0..n {
+                d.charge(size)?;
                 item(d)?;
             }
         }
         None => {
             while d.datatype()? != Type::Break {
+                d.charge(size)?;
                 item(d)?;
             }
             d.skip()?;
@@ -690,8 +782,8 @@ fn need<T>(field: Option<T>) -> Result<T, Error> {
 
 /// An optional value: `null` is absent.
 fn optional<'b, T>(
-    d: &mut Decoder<'b>,
-    read: fn(&mut Decoder<'b>) -> Result<T, Error>,
+    d: &mut Dec<'b>,
+    read: fn(&mut Dec<'b>) -> Result<T, Error>,
 ) -> Result<Option<T>, Error> {
     if d.datatype()? == Type::Null {
         d.skip()?;
@@ -700,16 +792,20 @@ fn optional<'b, T>(
     read(d).map(Some)
 }
 
-fn text(d: &mut Decoder<'_>) -> Result<String, Error> {
-    d.str().map(String::from)
+fn text(d: &mut Dec<'_>) -> Result<String, Error> {
+    let s = d.d.str()?;
+    d.charge_heap(s.len())?;
+    Ok(String::from(s))
 }
 
-fn bytes(d: &mut Decoder<'_>) -> Result<Vec<u8>, Error> {
-    d.bytes().map(Vec::from)
+fn bytes(d: &mut Dec<'_>) -> Result<Vec<u8>, Error> {
+    let b = d.d.bytes()?;
+    d.charge_heap(b.len())?;
+    Ok(Vec::from(b))
 }
 
 /// `[ip bytes (4 or 16), port]`.
-fn addr(d: &mut Decoder<'_>) -> Result<SocketAddr, Error> {
+fn addr(d: &mut Dec<'_>) -> Result<SocketAddr, Error> {
     if d.array()? != Some(2) {
         return Err(Error::message("address is [ip, port]"));
     }
@@ -724,9 +820,9 @@ fn addr(d: &mut Decoder<'_>) -> Result<SocketAddr, Error> {
     Ok(SocketAddr::new(ip, d.u16()?))
 }
 
-fn texts(d: &mut Decoder<'_>) -> Result<Vec<String>, Error> {
+fn texts(d: &mut Dec<'_>) -> Result<Vec<String>, Error> {
     let mut out = Vec::new();
-    items(d, &mut |d| {
+    items(d, size_of::<String>(), &mut |d| {
         out.push(text(d)?);
         Ok(())
     })?;
@@ -734,9 +830,9 @@ fn texts(d: &mut Decoder<'_>) -> Result<Vec<String>, Error> {
 }
 
 /// `[[key, value], …]`; each pair is a definite array of two.
-fn pairs(d: &mut Decoder<'_>) -> Result<Vec<(String, String)>, Error> {
+fn pairs(d: &mut Dec<'_>) -> Result<Vec<(String, String)>, Error> {
     let mut out = Vec::new();
-    items(d, &mut |d| {
+    items(d, size_of::<(String, String)>(), &mut |d| {
         if d.array()? != Some(2) {
             return Err(Error::message("a pair is [key, value]"));
         }
@@ -746,14 +842,14 @@ fn pairs(d: &mut Decoder<'_>) -> Result<Vec<(String, String)>, Error> {
     Ok(out)
 }
 
-fn coordinate(d: &mut Decoder<'_>) -> Result<WireCoordinate, Error> {
+fn coordinate(d: &mut Dec<'_>) -> Result<WireCoordinate, Error> {
     let (mut vec, mut error, mut height) = (None, None, None);
     let len = d.array()?;
     fields(d, len, &mut |d, i| {
         match i {
             0 => {
                 let mut v = Vec::new();
-                items(d, &mut |d| {
+                items(d, size_of::<f32>(), &mut |d| {
                     v.push(d.f32()?);
                     Ok(())
                 })?;
@@ -774,7 +870,7 @@ fn coordinate(d: &mut Decoder<'_>) -> Result<WireCoordinate, Error> {
 
 /// A health value this version does not know (a newer version's) reads as
 /// `Unknown`: the record stays published, only its rank drops.
-fn health(d: &mut Decoder<'_>) -> Result<Health, Error> {
+fn health(d: &mut Dec<'_>) -> Result<Health, Error> {
     Ok(match d.i64()? {
         0 => Health::Healthy,
         1 => Health::Unhealthy,
@@ -782,7 +878,7 @@ fn health(d: &mut Decoder<'_>) -> Result<Health, Error> {
     })
 }
 
-fn record(d: &mut Decoder<'_>) -> Result<ServiceRecord, Error> {
+fn record(d: &mut Dec<'_>) -> Result<ServiceRecord, Error> {
     let (mut service_type, mut description, mut host, mut ip) = (None, None, None, None);
     let (mut port, mut microcloud, mut txt, mut health_) = (None, None, None, None);
     let len = d.array()?;
@@ -812,7 +908,7 @@ fn record(d: &mut Decoder<'_>) -> Result<ServiceRecord, Error> {
     })
 }
 
-fn entry(d: &mut Decoder<'_>) -> Result<CatalogEntry, Error> {
+fn entry(d: &mut Dec<'_>) -> Result<CatalogEntry, Error> {
     let (mut version, mut service_type, mut port, mut rec) = (None, None, None, None);
     let len = d.array()?;
     fields(d, len, &mut |d, i| {
@@ -833,7 +929,7 @@ fn entry(d: &mut Decoder<'_>) -> Result<CatalogEntry, Error> {
     })
 }
 
-fn catalog(d: &mut Decoder<'_>) -> Result<CatalogState, Error> {
+fn catalog(d: &mut Dec<'_>) -> Result<CatalogState, Error> {
     let (mut node, mut version, mut entries) = (None, None, None);
     let len = d.array()?;
     fields(d, len, &mut |d, i| {
@@ -842,7 +938,7 @@ fn catalog(d: &mut Decoder<'_>) -> Result<CatalogState, Error> {
             1 => version = Some(d.u64()?),
             2 => {
                 let mut v = Vec::new();
-                items(d, &mut |d| {
+                items(d, size_of::<CatalogEntry>(), &mut |d| {
                     v.push(entry(d)?);
                     Ok(())
                 })?;
@@ -859,7 +955,7 @@ fn catalog(d: &mut Decoder<'_>) -> Result<CatalogState, Error> {
     })
 }
 
-fn wire_state(d: &mut Decoder<'_>) -> Result<WireState, Error> {
+fn wire_state(d: &mut Dec<'_>) -> Result<WireState, Error> {
     match d.i64()? {
         0 => Ok(WireState::Alive),
         1 => Ok(WireState::Suspect),
@@ -869,7 +965,7 @@ fn wire_state(d: &mut Decoder<'_>) -> Result<WireState, Error> {
     }
 }
 
-fn member(d: &mut Decoder<'_>) -> Result<MemberRecord, Error> {
+fn member(d: &mut Dec<'_>) -> Result<MemberRecord, Error> {
     let (mut name, mut address, mut incarnation, mut state) = (None, None, None, None);
     let (mut tags_lamport, mut tags, mut coord) = (None, None, None);
     let len = d.array()?;
@@ -898,7 +994,7 @@ fn member(d: &mut Decoder<'_>) -> Result<MemberRecord, Error> {
 }
 
 /// The fields of a Suspect or Dead message: name, incarnation, from.
-fn claim(d: &mut Decoder<'_>, len: Option<u64>) -> Result<(String, u64, String), Error> {
+fn claim(d: &mut Dec<'_>, len: Option<u64>) -> Result<(String, u64, String), Error> {
     let (mut name, mut incarnation, mut from) = (None, None, None);
     fields(d, len, &mut |d, i| {
         match i {
@@ -913,7 +1009,7 @@ fn claim(d: &mut Decoder<'_>, len: Option<u64>) -> Result<(String, u64, String),
 }
 
 /// A message: a definite array `[type, field0, field1, …]`.
-fn message(d: &mut Decoder<'_>) -> Result<Message, Error> {
+fn message(d: &mut Dec<'_>) -> Result<Message, Error> {
     let len = match d.array()? {
         Some(n) if n > 0 => Some(n - 1),
         _ => return Err(Error::message("a message is a definite, non-empty array")),
@@ -1116,7 +1212,7 @@ fn message(d: &mut Decoder<'_>) -> Result<Message, Error> {
     Ok(m)
 }
 
-fn push_pull(d: &mut Decoder<'_>) -> Result<PushPull, Error> {
+fn push_pull(d: &mut Dec<'_>) -> Result<PushPull, Error> {
     let (mut version, mut join, mut reply, mut from) = (None, None, None, None);
     let (mut members, mut catalogs, mut event_clock, mut query_clock) = (None, None, None, None);
     let mut ping = None;
@@ -1129,7 +1225,7 @@ fn push_pull(d: &mut Decoder<'_>) -> Result<PushPull, Error> {
             3 => from = Some(text(d)?),
             4 => {
                 let mut v = Vec::new();
-                items(d, &mut |d| {
+                items(d, size_of::<MemberRecord>(), &mut |d| {
                     v.push(member(d)?);
                     Ok(())
                 })?;
@@ -1137,7 +1233,7 @@ fn push_pull(d: &mut Decoder<'_>) -> Result<PushPull, Error> {
             }
             5 => {
                 let mut v = Vec::new();
-                items(d, &mut |d| {
+                items(d, size_of::<CatalogState>(), &mut |d| {
                     v.push(catalog(d)?);
                     Ok(())
                 })?;
@@ -1163,7 +1259,7 @@ fn push_pull(d: &mut Decoder<'_>) -> Result<PushPull, Error> {
     })
 }
 
-fn peer(d: &mut Decoder<'_>) -> Result<Peer, Error> {
+fn peer(d: &mut Dec<'_>) -> Result<Peer, Error> {
     let (mut name, mut address) = (None, None);
     let len = d.array()?;
     fields(d, len, &mut |d, i| {
@@ -1180,7 +1276,7 @@ fn peer(d: &mut Decoder<'_>) -> Result<Peer, Error> {
     })
 }
 
-fn saved_state(d: &mut Decoder<'_>) -> Result<SavedState, Error> {
+fn saved_state(d: &mut Dec<'_>) -> Result<SavedState, Error> {
     let (mut version, mut name, mut incarnation, mut tags_lamport) = (None, None, None, None);
     let (mut tags, mut cat, mut peers, mut event_clock) = (None, None, None, None);
     let mut query_clock = None;
@@ -1195,7 +1291,7 @@ fn saved_state(d: &mut Decoder<'_>) -> Result<SavedState, Error> {
             5 => cat = Some(catalog(d)?),
             6 => {
                 let mut v = Vec::new();
-                items(d, &mut |d| {
+                items(d, size_of::<Peer>(), &mut |d| {
                     v.push(peer(d)?);
                     Ok(())
                 })?;
@@ -1238,6 +1334,10 @@ impl<C> minicbor::Encode<C> for ServiceRecord {
 
 impl<'b, C> minicbor::Decode<'b, C> for ServiceRecord {
     fn decode(d: &mut Decoder<'b>, _: &mut C) -> Result<ServiceRecord, Error> {
-        record(d)
+        // Inside the agent's own frames, which bound it.
+        let mut r = Dec::new(d.clone(), usize::MAX);
+        let rec = record(&mut r)?;
+        d.set_position(r.position());
+        Ok(rec)
     }
 }

@@ -14,6 +14,11 @@ use nuvol_gossip::sim::{Sim, SimConfig};
 use nuvol_gossip::wire::{self, MemberRecord, PushPull};
 use nuvol_gossip::{Config, Health, Identity, Instant, Keyring, Node, ServiceRecord, Transmit};
 
+/// The decoding budget of a LAN node.
+fn budget() -> usize {
+    Config::lan().decode_budget()
+}
+
 /// Tags as the agent sets them on the bench machine (agent.rs `tags` and
 /// metadata.rs `Metadata::tags`): values of a typical width.
 fn agent_tags(i: usize) -> Vec<(String, String)> {
@@ -102,7 +107,8 @@ fn exchange(sim: &mut Sim, from: usize, to: usize) -> (Vec<u8>, Vec<u8>) {
         })
         .expect("an empty request is valid")
         .expect("a request is answered");
-    let mut request = wire::decode_push_pull(&state[1..]).expect("a node's own state decodes");
+    let mut request =
+        wire::decode_push_pull(&state[1..], budget()).expect("a node's own state decodes");
     request.reply = false;
     let request = wire::encode_push_pull(&request);
     let reply = sim
@@ -169,7 +175,7 @@ fn composition(pp: &PushPull) -> [usize; 5] {
 }
 
 fn report(what: &str, bytes: &[u8]) -> PushPull {
-    let pp = wire::decode_push_pull(bytes).expect("a node's push-pull decodes");
+    let pp = wire::decode_push_pull(bytes, budget()).expect("a node's push-pull decodes");
     let [head, tags, coord, catalogs, rest] = composition(&pp);
     let with_tags = pp.members.iter().filter(|m| !m.tags.is_empty()).count();
     let with_coord = pp.members.iter().filter(|m| m.coord.is_some()).count();
@@ -312,7 +318,7 @@ fn state_of(net: &mut Net, i: usize, from: &str, join: bool) -> PushPull {
         .handle_stream(now, from, &framed(&wire::encode_push_pull(&request)))
         .expect("an empty request is valid")
         .expect("a request is answered");
-    wire::decode_push_pull(&reply[1..]).expect("a node's state decodes")
+    wire::decode_push_pull(&reply[1..], budget()).expect("a node's state decodes")
 }
 
 #[test]
@@ -576,7 +582,7 @@ fn reply_leaves_out_only_slots_shown_in_key_order() {
             .handle_stream(now, from, &framed(&wire::encode_push_pull(&request)))
             .expect("a valid request")
             .expect("a request is answered");
-        let reply = wire::decode_push_pull(&reply[1..]).expect("a valid reply");
+        let reply = wire::decode_push_pull(&reply[1..], budget()).expect("a valid reply");
         let mut sent: Vec<String> = reply
             .catalogs
             .iter()

@@ -3,13 +3,20 @@
 
 use core::net::SocketAddr;
 use core::time::Duration;
+use nuvol_gossip::vivaldi::WireCoordinate;
 use nuvol_gossip::wire::{
     decode_packet, decode_push_pull, decode_saved_state, encode_message, encode_packet,
-    encode_push_pull, CatalogEntry, MemberRecord, Message, PushPull, WireError, WireState,
+    encode_push_pull, CatalogEntry, CatalogState, MemberRecord, Message, PushPull, WireError,
+    WireState,
 };
 use nuvol_gossip::{
     Config, Health, Identity, Instant, Key, Keyring, Node, ServiceRecord, Transmit,
 };
+
+/// The decoding budget of a LAN node.
+fn budget() -> usize {
+    Config::lan().decode_budget()
+}
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -213,7 +220,7 @@ fn golden_packet_push_pull_and_sealing_match_both_ways() {
         GOLDEN_PUSH_PULL
     );
     assert_eq!(
-        decode_push_pull(&unhex(GOLDEN_PUSH_PULL)).unwrap(),
+        decode_push_pull(&unhex(GOLDEN_PUSH_PULL), budget()).unwrap(),
         golden_push_pull()
     );
 }
@@ -242,11 +249,13 @@ fn golden_stream_probe_and_its_ack_match_both_ways() {
         (golden_stream_probe("b", true), GOLDEN_STREAM_PROBE_ACK),
     ] {
         assert_eq!(hex(&encode_push_pull(&pp)), want);
-        assert_eq!(decode_push_pull(&unhex(want)).unwrap(), pp);
+        assert_eq!(decode_push_pull(&unhex(want), budget()).unwrap(), pp);
     }
     // A push-pull without the field still decodes, as `None`.
     assert_eq!(
-        decode_push_pull(&unhex(GOLDEN_PUSH_PULL)).unwrap().ping,
+        decode_push_pull(&unhex(GOLDEN_PUSH_PULL), budget())
+            .unwrap()
+            .ping,
         None
     );
 }
@@ -349,7 +358,7 @@ fn other_wire_versions_are_refused() {
     );
     let mut pp = unhex(GOLDEN_PUSH_PULL);
     pp[1] = 0x07;
-    assert_eq!(decode_push_pull(&pp), Err(WireError::Version(7)));
+    assert_eq!(decode_push_pull(&pp, budget()), Err(WireError::Version(7)));
 }
 
 /// A tiny deterministic generator (xorshift) so this test needs no crate.
@@ -423,7 +432,7 @@ fn every_decoder_survives_mutated_and_random_input() {
 
     let pp_seeds = vec![unhex(GOLDEN_PUSH_PULL)];
     for bytes in mutants(&pp_seeds, 10_000, &mut gen) {
-        let _ = decode_push_pull(&bytes);
+        let _ = decode_push_pull(&bytes, budget());
     }
 
     let node = Node::new(
@@ -506,4 +515,111 @@ fn a_node_survives_mutated_packets_streams_and_state() {
     }
     let _ = a.poll_timeout();
     let _ = Duration::ZERO;
+}
+
+/// Member `i` of a large microcloud as a router sends it: the agent's 8
+/// tags, an 8-dimension coordinate, a catalog of 10 services.
+fn realistic(i: usize) -> (MemberRecord, CatalogState) {
+    let name = format!("node-{i:04}.mesh");
+    let tags = [
+        ("microcloud", "guifi-sants".to_string()),
+        ("version", "0.1.0".to_string()),
+        ("arch", "aarch64".to_string()),
+        ("board", "glinet,gl-mt3000".to_string()),
+        ("mem", "60112".to_string()),
+        ("memfree", format!("{}", 27_000 + i)),
+        ("load", format!("{}", i % 300)),
+        ("disk", format!("{}", 5_000 + i)),
+    ];
+    let member = MemberRecord {
+        name: name.clone(),
+        addr: addr(),
+        incarnation: 3,
+        state: WireState::Alive,
+        tags_lamport: 7,
+        tags: tags.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        coord: Some(WireCoordinate {
+            vec: vec![0.001; 8],
+            error: 0.2,
+            height: 0.0001,
+        }),
+    };
+    let entries = (0..10u16)
+        .map(|s| CatalogEntry {
+            version: u64::from(s) + 1,
+            service_type: format!("svc{s}"),
+            port: 8000 + s,
+            record: Some(ServiceRecord {
+                service_type: format!("svc{s}"),
+                description: format!("service number {s} of this node"),
+                host: name.clone(),
+                ip: format!("10.1.{}.{}", i / 250, i % 250 + 1),
+                port: 8000 + s,
+                microcloud: "guifi-sants".into(),
+                txt: vec![("path".into(), "/".into())],
+                health: Health::Healthy,
+            }),
+        })
+        .collect();
+    let catalog = CatalogState {
+        node: name,
+        version: 10,
+        entries,
+    };
+    (member, catalog)
+}
+
+fn cluster(n: usize) -> PushPull {
+    let (members, catalogs) = (0..n).map(realistic).unzip();
+    PushPull {
+        version: 1,
+        join: true,
+        reply: false,
+        from: "node-0000.mesh".into(),
+        members,
+        catalogs,
+        event_clock: 1,
+        query_clock: 1,
+        ping: None,
+    }
+}
+
+#[test]
+fn a_large_realistic_cluster_fits_the_lan_stream_limit_and_decoding_budget() {
+    let lan = Config::lan();
+    let pp = cluster(400);
+    let bytes = encode_push_pull(&pp);
+    assert!(
+        bytes.len() < lan.max_stream_len,
+        "400 members of 10 services: {} bytes",
+        bytes.len()
+    );
+    assert_eq!(decode_push_pull(&bytes, lan.decode_budget()), Ok(pp));
+}
+
+#[test]
+fn a_push_pull_decoding_past_its_budget_is_refused_as_too_large() {
+    let bytes = encode_push_pull(&cluster(40));
+    assert!(decode_push_pull(&bytes, 1 << 20).is_ok());
+    assert_eq!(decode_push_pull(&bytes, 64 << 10), Err(WireError::TooLarge));
+    // A stream of the largest size made of 5-byte catalog tombstones
+    // ([0, "", 0, null], a 200-byte entry each) is refused before it is
+    // all built.
+    let lan = Config::lan();
+    let mut flood = unhex("9f01f4f46178809f83616e009f");
+    while flood.len() + 7 < lan.max_stream_len {
+        flood.extend([0x84, 0x00, 0x60, 0x00, 0xf6]);
+    }
+    flood.extend([0xff, 0xff]);
+    assert_eq!(
+        decode_push_pull(&flood, lan.decode_budget()),
+        Err(WireError::TooLarge)
+    );
+    // So are datagrams of minimal messages past theirs.
+    let mut packet = unhex("82019f");
+    while packet.len() < 65_000 {
+        packet.extend([0x82, 0x03, 0x00]);
+    }
+    packet.push(0xff);
+    assert_eq!(decode_packet(&packet), Err(WireError::TooLarge));
 }

@@ -1,0 +1,319 @@
+//! A real agent under hostile push-pull streams: more concurrent TCP
+//! connections than it serves at once, each a frame of the largest size it
+//! accepts whose body is the decoder's worst case (thousands of minimal
+//! members, catalog entries, tag pairs), garbage, a sealed frame to a keyless
+//! node, and frames announcing more than the limit. Its peak memory
+//! (VmHWM from /proc) must stay small enough for a 64 MB router, it must keep
+//! answering, an honest push-pull of a large realistic cluster must still be
+//! answered, and a real peer must still join it afterwards.
+//!
+//! Only 127.0.0.1 is contacted; every read and write has a timeout.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::{wait_for, Agent, TempDir};
+use nuvol_gossip::vivaldi::WireCoordinate;
+use nuvol_gossip::wire::{self, CatalogEntry, CatalogState, MemberRecord, PushPull, WireState};
+use nuvol_gossip::{Config, Health, ServiceRecord};
+
+/// More than the agent's concurrent stream slots (8), so some wait.
+const CONNECTIONS: usize = 16;
+/// The agent's own stream limit (LAN profile).
+fn limit() -> usize {
+    Config::lan().max_stream_len
+}
+
+/// (VmHWM, VmRSS) of `pid` in KiB.
+fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /proc/{pid}/status"))
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// A push-pull body (PLAIN byte, then CBOR) of at most `len` bytes: the
+/// fields up to `from`, then `prefix`, as many copies of `item` as fit in
+/// an indefinite list, and no further field, so the decoder
+/// builds every item and only then finds a required field missing.
+fn flood(len: usize, prefix: &[u8], item: &[u8]) -> Vec<u8> {
+    // PLAIN, indefinite push-pull array, version 1, false, false, "x".
+    let mut out = vec![0x00, 0x9f, 0x01, 0xf4, 0xf4, 0x61, b'x'];
+    out.extend_from_slice(prefix);
+    out.push(0x9f);
+    let tail = 2;
+    while out.len() + item.len() + tail <= len {
+        out.extend_from_slice(item);
+    }
+    out.push(0xff);
+    out.push(0xff);
+    out
+}
+
+/// The hostile bodies, each of the largest accepted size.
+fn hostile_bodies() -> Vec<(&'static str, Vec<u8>)> {
+    let n = limit();
+    // A member: ["", [127.0.0.1, 1], 0, alive, 0, []].
+    let member = [
+        0x86, 0x60, 0x82, 0x44, 127, 0, 0, 1, 0x01, 0x00, 0x00, 0x00, 0x80,
+    ];
+    // A catalog entry tombstone: [0, "", 0, null].
+    let entry = [0x84, 0x00, 0x60, 0x00, 0xf6];
+    // A catalog entry with an empty record: [0, "", 0, ["", "", "", "", 0, "", [], 0]].
+    let record = [
+        0x84, 0x00, 0x60, 0x00, 0x88, 0x60, 0x60, 0x60, 0x60, 0x00, 0x60, 0x80, 0x00,
+    ];
+    // A tag pair: ["", ""].
+    let pair = [0x82, 0x60, 0x60];
+    // One catalog ["n", 0, [entries…]] in the catalogs list, members empty.
+    let catalog_prefix = [0x80, 0x81, 0x83, 0x61, b'n', 0x00];
+    // One member whose tag list is the flood.
+    let tags_prefix = [
+        0x81, 0x86, 0x60, 0x82, 0x44, 127, 0, 0, 1, 0x01, 0x00, 0x00, 0x00,
+    ];
+    let mut garbage = Vec::with_capacity(n);
+    let mut x: u32 = 0x1234_5678;
+    while garbage.len() < n {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        garbage.push((x >> 24) as u8);
+    }
+    let mut sealed = garbage.clone();
+    sealed[0] = 0x01;
+    garbage[0] = 0x00;
+    vec![
+        ("members", flood(n, &[], &member)),
+        ("entries", flood(n, &catalog_prefix, &entry)),
+        ("records", flood(n, &catalog_prefix, &record)),
+        ("tags", flood(n, &tags_prefix, &pair)),
+        ("garbage", garbage),
+        ("sealed", sealed),
+    ]
+}
+
+/// Connects, sends `len` as the frame length and `body` but its last byte,
+/// waits `hold` (so the streams overlap in the agent), sends the last byte
+/// and reads until the agent closes. Every step has a timeout; errors only
+/// end the attempt (the agent may refuse or cut a hostile stream).
+fn send(port: u16, len: u32, body: &[u8], hold: Duration) {
+    let to = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let Ok(mut c) = TcpStream::connect_timeout(&to, Duration::from_secs(5)) else {
+        return;
+    };
+    let _ = c.set_write_timeout(Some(Duration::from_secs(15)));
+    let _ = c.set_read_timeout(Some(Duration::from_secs(15)));
+    let split = body.len().saturating_sub(1);
+    if c.write_all(&len.to_be_bytes()).is_err() || c.write_all(&body[..split]).is_err() {
+        return;
+    }
+    std::thread::sleep(hold);
+    if c.write_all(&body[split..]).is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    for _ in 0..100_000 {
+        match c.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// One realistic member of a large microcloud: the agent's 8 tags, a
+/// coordinate, and a catalog of 10 services with a description and a txt
+/// pair each.
+fn realistic(i: usize) -> (MemberRecord, CatalogState) {
+    let name = format!("node-{i:04}.mesh");
+    let tags = [
+        ("microcloud", "guifi-sants"),
+        ("version", "0.1.0"),
+        ("arch", "aarch64"),
+        ("board", "glinet,gl-mt3000"),
+        ("mem", "60112"),
+        ("memfree", "27340"),
+        ("load", "12"),
+        ("disk", "5120"),
+    ];
+    let member = MemberRecord {
+        name: name.clone(),
+        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 9),
+        incarnation: 3,
+        state: WireState::Left,
+        tags_lamport: 7,
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        coord: Some(WireCoordinate {
+            vec: vec![0.001; 8],
+            error: 0.2,
+            height: 0.0001,
+        }),
+    };
+    let entries = (0..10)
+        .map(|s| CatalogEntry {
+            version: s + 1,
+            service_type: format!("svc{s}"),
+            port: 8000 + s as u16,
+            record: Some(ServiceRecord {
+                service_type: format!("svc{s}"),
+                description: format!("service number {s} of this node"),
+                host: name.clone(),
+                ip: format!("10.1.{}.{}", i / 250, i % 250 + 1),
+                port: 8000 + s as u16,
+                microcloud: "guifi-sants".into(),
+                txt: vec![("path".into(), "/".into())],
+                health: Health::Healthy,
+            }),
+        })
+        .collect();
+    let catalog = CatalogState {
+        node: name,
+        version: 10,
+        entries,
+    };
+    (member, catalog)
+}
+
+/// A push-pull request carrying `n` realistic members, as a frame body.
+fn honest_push_pull(n: usize) -> Vec<u8> {
+    let (members, catalogs) = (0..n).map(realistic).unzip();
+    let p = PushPull {
+        version: wire::VERSION,
+        join: false,
+        reply: false,
+        from: "node-0000.mesh".into(),
+        members,
+        catalogs,
+        event_clock: 1,
+        query_clock: 1,
+        ping: None,
+    };
+    let mut body = vec![0x00];
+    body.extend(wire::encode_push_pull(&p));
+    body
+}
+
+/// Sends `body` as one complete frame and returns the reply frame's
+/// length, if the agent answered (it closes the connection otherwise).
+fn exchange(port: u16, body: &[u8]) -> Option<usize> {
+    let to = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(5)).ok()?;
+    c.set_write_timeout(Some(Duration::from_secs(15))).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+    c.write_all(&(body.len() as u32).to_be_bytes()).ok()?;
+    c.write_all(body).ok()?;
+    let mut len = [0u8; 4];
+    c.read_exact(&mut len).ok()?;
+    Some(u32::from_be_bytes(len) as usize)
+}
+
+#[test]
+fn hostile_streams_stay_within_a_routers_memory_and_the_agent_stays_a_member() {
+    let dir = TempDir::new("hostile");
+    let mc = format!("hs{}", std::process::id());
+    let mut victim = Agent::new(dir.path(), "victim", &mc);
+    victim.start(&[]);
+    let pid = victim.pid().expect("pid");
+    let port = victim.port;
+    let (hwm0, rss0) = memory(pid);
+
+    let bodies = hostile_bodies();
+    let over = (limit() as u32).saturating_mul(4).max(4 << 20) + 1;
+    std::thread::scope(|s| {
+        for i in 0..CONNECTIONS {
+            let bodies = &bodies;
+            s.spawn(move || {
+                if i % 8 == 7 {
+                    // Announces more than the limit, sends a little.
+                    send(
+                        port,
+                        over,
+                        &bodies[4].1[..1024],
+                        Duration::from_millis(1500),
+                    );
+                } else {
+                    let body = &bodies[i % bodies.len()].1;
+                    send(port, body.len() as u32, body, Duration::from_millis(1500));
+                }
+            });
+        }
+    });
+    // Then each body alone, complete, so that every kind is decoded (the
+    // burst's got room only for some): each is refused, unanswered.
+    for (kind, body) in &bodies {
+        assert_eq!(exchange(port, body), None, "{kind} stream answered");
+    }
+    let (hwm1, rss1) = memory(pid);
+    let sizes: Vec<String> = bodies
+        .iter()
+        .map(|(k, b)| format!("{k} {} B", b.len()))
+        .collect();
+    println!(
+        "hostile streams: {CONNECTIONS} connections, limit {} B, bodies [{}]\n\
+         before: VmHWM {hwm0} KiB VmRSS {rss0} KiB\n\
+         after:  VmHWM {hwm1} KiB VmRSS {rss1} KiB (peak +{} KiB)",
+        limit(),
+        sizes.join(", "),
+        hwm1 - hwm0
+    );
+
+    // Still running and answering.
+    let mut child = victim.child.take().expect("child");
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "agent died under hostile streams: {}",
+        victim.log_text()
+    );
+    victim.child = Some(child);
+    victim.ok(&["info"]);
+    victim.ok(&["members"]);
+
+    // An honest push-pull of a large realistic cluster is still answered.
+    let honest = honest_push_pull(300);
+    assert!(
+        honest.len() <= limit(),
+        "a 300-member push-pull ({} B) must fit the limit {}",
+        honest.len(),
+        limit()
+    );
+    let reply = exchange(port, &honest);
+    assert!(
+        reply.is_some(),
+        "no reply to an honest 300-member push-pull"
+    );
+    let (hwm2, _) = memory(pid);
+    println!(
+        "honest 300-member push-pull: {} B, reply {} B, VmHWM {hwm2} KiB",
+        honest.len(),
+        reply.unwrap_or(0)
+    );
+
+    // The bound: a 64 MB router has ~25-30 MB free. Before the stream
+    // room and the decoding budget, this burst took the peak to ~200 MB.
+    assert!(
+        hwm2 - hwm0 < 10 * 1024 && hwm2 < 16 * 1024,
+        "peak grew by {} KiB to {hwm2} KiB under hostile streams",
+        hwm2 - hwm0
+    );
+
+    // A real peer still joins.
+    let mut peer = Agent::new(dir.path(), "peer", &mc);
+    peer.start(&["--join".into(), victim.addr()]);
+    wait_for(
+        "victim and peer to see each other",
+        Duration::from_secs(30),
+        || {
+            (victim.state_of("peer").as_deref() == Some("alive")
+                && peer.state_of("victim").as_deref() == Some("alive"))
+            .then_some(())
+        },
+    );
+}
