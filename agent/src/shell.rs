@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::rc::Rc;
 use std::time::Duration;
 
+use nuvol_control::frame::FrameError;
 use nuvol_gossip as g;
 use smol::channel::Receiver;
 use smol::{Async, Timer};
@@ -206,8 +207,10 @@ async fn serve_stream<S: Shell>(
     from: SocketAddr,
     room: &Cell<usize>,
 ) {
-    let Ok(Some(len)) = net::read_len(&mut stream, s.max_stream_len()).await else {
-        return;
+    let len = match net::read_len(&mut stream, s.max_stream_len()).await {
+        Ok(Some(len)) => len,
+        Err(e @ FrameError::TooLarge { .. }) => return too_large(&**s, from, &e),
+        _ => return,
     };
     let Some(left) = room.get().checked_sub(len) else {
         log::debug_msg(&format!(
@@ -224,9 +227,23 @@ async fn serve_stream<S: Shell>(
     let now = s.now();
     let reply = s.node().handle_stream(now, from, &body);
     s.flush();
-    if let Ok(Some(reply)) = reply {
-        let _ = net::write_frame(&mut stream, &reply).await;
+    match reply {
+        Ok(Some(reply)) => {
+            let _ = net::write_frame(&mut stream, &reply).await;
+        }
+        Err(e @ g::InputError::Wire(g::WireError::TooLarge)) => too_large(&**s, from, &e),
+        _ => {}
     }
+}
+
+/// A push-pull refused for its size: an honest microcloud that outgrew the
+/// limit would otherwise stop exchanging state without a word.
+fn too_large<S: Shell>(s: &S, peer: SocketAddr, e: &dyn std::fmt::Display) {
+    log::warn(&format!(
+        "{}push-pull with {peer} refused: {e}; if the microcloud has grown that \
+         large, raise max_stream_len (list gossip 'max_stream_len=BYTES')",
+        s.log_prefix()
+    ));
 }
 
 /// Our side of a push-pull or stream probe: connect, send, read the reply,
@@ -236,11 +253,18 @@ pub async fn push_pull<S: Shell>(s: Rc<S>, to: SocketAddr, bytes: Vec<u8>) {
     let exchange = async {
         let mut c = Async::<TcpStream>::connect(to).await.ok()?;
         net::write_frame(&mut c, &bytes).await.ok()?;
-        net::read_frame(&mut c, limit).await.ok()?
+        Some(net::read_frame(&mut c, limit).await)
     };
-    if let Some(Some(reply)) = net::timeout(s.stream_timeout(), exchange).await {
-        let now = s.now();
-        let _ = s.node().handle_stream(now, to, &reply);
-        s.flush();
+    match net::timeout(s.stream_timeout(), exchange).await {
+        Some(Some(Ok(Some(reply)))) => {
+            let now = s.now();
+            let r = s.node().handle_stream(now, to, &reply);
+            s.flush();
+            if let Err(e @ g::InputError::Wire(g::WireError::TooLarge)) = r {
+                too_large(&*s, to, &e);
+            }
+        }
+        Some(Some(Err(e @ FrameError::TooLarge { .. }))) => too_large(&*s, to, &e),
+        _ => {}
     }
 }

@@ -265,6 +265,14 @@ fn hostile_streams_stay_within_a_routers_memory_and_the_agent_stays_a_member() {
         hwm1 - hwm0
     );
 
+    // A stream over the limit is refused with a word to the owner (an
+    // honest microcloud may have outgrown it).
+    let log = victim.log_text();
+    assert!(
+        log.contains("refused") && log.contains("raise max_stream_len"),
+        "no warning about the oversized stream: {log}"
+    );
+
     // Still running and answering.
     let mut child = victim.child.take().expect("child");
     assert!(
