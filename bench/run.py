@@ -6,7 +6,7 @@ For N = 10 and 50 agents of each on loopback it measures, per implementation:
   - bytes on the wire per node per second (nftables counters on the agents'
     ports, both directions, IP headers included);
   - time for a publish (Serf: a tag change) to reach every other node;
-  - failure-detection time after `kill -9` of one agent.
+  - failure-detection time after `kill -9`, three agents one after another.
 Then, in network namespaces with N = 20 (one nuvol and one Serf agent per
 namespace, so both see the same links), it counts false failures while every
 namespace drops 30 % and then 50 % of incoming packets for LOSS_SECS.
@@ -270,24 +270,34 @@ def propagation(c, rounds=3):
     return statistics.median(times)
 
 
-def detection(c):
-    """Median and max time for the others to declare a killed node failed."""
-    victim = c.n - 1
-    name = c.name(victim)
-    t0 = time.time()
-    c.kill(victim)
+def detection(c, kills=3):
+    """Time for the others to declare a killed node failed: `kills` nodes
+    killed one after another (each once the last was declared everywhere),
+    since one kill is one sample of a random probe schedule (single runs
+    varied 7.9-11.8 s at N = 50). Returns the median over kills of the
+    median observer, and the slowest observer of any kill."""
+    medians, slowest = [], 0.0
+    for k in range(kills):
+        victim = c.n - 1 - k
+        name = c.name(victim)
+        observers = range(c.n - 1 - k)
+        t0 = time.time()
+        c.kill(victim)
 
-    def detected():
-        got = []
-        for i in range(c.n - 1):
-            ev = [e for e in read_events(c.events(i)) if e[1] == "member-failed" and name in e[2]]
-            if not ev:
-                return None
-            got.append(ev[0][0] - t0)
-        return got
+        def detected():
+            got = []
+            for i in observers:
+                ev = [e for e in read_events(c.events(i)) if e[1] == "member-failed" and name in e[2]]
+                if not ev:
+                    return None
+                got.append(ev[0][0] - t0)
+            return got
 
-    got = wait(f"{c.kind} to detect {name}", 120, detected, step=0.1)
-    return statistics.median(got), max(got)
+        got = wait(f"{c.kind} to detect {name}", 120, detected, step=0.1)
+        medians.append(statistics.median(got))
+        slowest = max(slowest, max(got))
+        time.sleep(2)
+    return statistics.median(medians), slowest
 
 
 def steady(clusters, counters, window):
@@ -492,8 +502,8 @@ def main():
         ("cpu_s_per_min", "CPU s per agent per minute"),
         ("wire_B_per_node_s", "bytes on the wire per node per second"),
         ("publish_s", "publish (Serf: tag change) reaches all nodes (s)"),
-        ("detect_median_s", "failure detection, median observer (s)"),
-        ("detect_max_s", "failure detection, last observer (s)"),
+        ("detect_median_s", "failure detection, median observer, median of 3 kills (s)"),
+        ("detect_max_s", "failure detection, last observer of any kill (s)"),
     ]
     for n, r in results.items():
         for key, label in metrics:
