@@ -2,10 +2,13 @@
 //! push-pull or by Alive datagrams, stops at the cap; members already known
 //! keep being updated and are never pushed out; room comes back only as
 //! tombstones are reaped, and a real node joins then. Refusals are counted
-//! in `Stats::members_refused`.
+//! in `Stats::members_refused`. The last test runs a real cluster on the
+//! simulator: a node arriving at full tables gets in once a departed
+//! member's tombstone is reaped everywhere.
 
 use core::net::SocketAddr;
 use core::time::Duration;
+use nuvol_gossip::sim::{Sim, SimConfig};
 use nuvol_gossip::wire::{self, CatalogEntry, CatalogState, MemberRecord, Message, PushPull};
 use nuvol_gossip::{
     Config, Health, Identity, Instant, Keyring, MemberState, Node, SearchFilter, ServiceRecord,
@@ -284,4 +287,65 @@ fn max_members_is_set_from_text() {
     assert_eq!(c.max_members, 200);
     assert!(c.set("max_members", "1").is_err());
     assert!(c.set("max_members", "many").is_err());
+}
+
+#[test]
+fn a_newcomer_to_a_full_cluster_gets_in_once_a_departed_member_is_reaped() {
+    let cap = 6;
+    let mut config = Config::lan();
+    config.max_members = cap;
+    config.dead_retention = Duration::from_secs(60);
+    let mut sim = Sim::new(SimConfig::default());
+    for _ in 0..cap {
+        sim.spawn(config.clone(), Keyring::plaintext());
+    }
+    let seed = Sim::addr_of(0);
+    for i in 1..cap {
+        sim.with_node(i, |node, now| node.join(now, &[seed]));
+        sim.run_for(Duration::from_millis(10));
+    }
+    let full = sim.run_until_true(Duration::from_millis(500), Duration::from_secs(60), |s| {
+        (0..s.len()).all(|i| s.node(i).num_live() == cap)
+    });
+    assert!(full.is_some(), "{cap} nodes did not converge");
+
+    // A newcomer: every table is full, so no one takes it in, and it
+    // holds no more than the cap itself.
+    let newcomer = sim.spawn(config.clone(), Keyring::plaintext());
+    sim.with_node(newcomer, |node, now| node.join(now, &[seed]));
+    sim.run_for(Duration::from_secs(40));
+    let name = sim.name(newcomer).to_string();
+    for i in 0..cap {
+        assert!(sim.node(i).member(&name).is_none(), "n{i} evicted someone");
+        assert_eq!(sim.node(i).members().count(), cap);
+    }
+    assert!(sim.node(newcomer).members().count() <= cap);
+    assert!(sim.node(0).stats().members_refused > 0);
+
+    // One member leaves; its tombstone keeps its slot for dead_retention,
+    // then is reaped, and the newcomer's next push-pull gets it in.
+    let left_at = sim.now();
+    sim.with_node(cap - 1, |node, now| node.leave(now));
+    sim.run_for(Duration::from_secs(10));
+    let gone = sim.name(cap - 1).to_string();
+    assert!(
+        sim.node(0).member(&gone).is_some(),
+        "tombstone reaped early"
+    );
+    assert!(sim.node(0).member(&name).is_none());
+    let everyone: Vec<usize> = (0..cap - 1).chain([newcomer]).collect();
+    let joined = sim.run_until_true(Duration::from_secs(1), Duration::from_secs(600), |s| {
+        everyone.iter().all(|&i| {
+            everyone.iter().all(|&j| {
+                i == j
+                    || s.node(i)
+                        .member(s.name(j))
+                        .is_some_and(|m| m.state == MemberState::Alive)
+            })
+        })
+    });
+    let joined = joined.expect("the newcomer never got in after the reaping");
+    let after = joined.saturating_since(left_at);
+    println!("newcomer in, both ways, {after:?} after the leave (retention 60 s)");
+    assert!(after >= config.dead_retention);
 }
