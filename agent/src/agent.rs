@@ -126,6 +126,7 @@ pub struct Ctx {
     wake: Sender<()>,
     clock: std::time::Instant,
     handler_slots: Rc<smol::lock::Semaphore>,
+    refusals: shell::Refusals,
 }
 
 impl Shell for Ctx {
@@ -283,6 +284,7 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
         wake: wake_tx,
         clock: std::time::Instant::now(),
         handler_slots: Rc::new(smol::lock::Semaphore::new(handlers::MAX_RUNNING)),
+        refusals: shell::Refusals::default(),
     });
     {
         // Records of supervised instances come back from the supervisor once
@@ -392,6 +394,7 @@ impl Ctx {
                 break;
             }
         }
+        self.refusals.check(&**self);
         let _ = self.wake.try_send(());
     }
 

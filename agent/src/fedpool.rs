@@ -48,6 +48,7 @@ pub struct Pool {
     /// Summary records left out at the last sync (logged when it changes).
     left_out: RefCell<usize>,
     last_saved: RefCell<Vec<u8>>,
+    refusals: shell::Refusals,
     /// The pool node's clock starts with it.
     clock: std::time::Instant,
 }
@@ -117,6 +118,7 @@ pub fn start(ctx: &Rc<Ctx>, f: &FedConfig) -> Result<Rc<Pool>, StartError> {
         max_summary: f.max_summary,
         left_out: RefCell::new(0),
         last_saved: RefCell::new(Vec::new()),
+        refusals: shell::Refusals::default(),
         clock: std::time::Instant::now(),
     });
     log::info(&format!(
@@ -229,6 +231,7 @@ impl Pool {
                 break;
             }
         }
+        self.refusals.check(&**self);
         let _ = self.wake.try_send(());
     }
 

@@ -246,6 +246,47 @@ fn too_large<S: Shell>(s: &S, peer: SocketAddr, e: &dyn std::fmt::Display) {
     ));
 }
 
+/// How often at most the owner is told of members refused for a full table.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// Tells the owner why new members are missing: the core counts names it
+/// refused for a full table (`Stats::members_refused`), and this warns on
+/// the first refusal and then at most once a minute, so a flood of fake
+/// members cannot flood the log too.
+#[derive(Default)]
+pub struct Refusals {
+    /// The count at the last warning, and when it was given.
+    warned: Cell<u64>,
+    at: Cell<Option<g::Instant>>,
+}
+
+impl Refusals {
+    /// Warns if refusals grew since the last warning and that was long enough ago.
+    pub fn check<S: Shell>(&self, s: &S) {
+        let now = s.now();
+        let (refused, cap) = {
+            let node = s.node();
+            (node.stats().members_refused, node.config().max_members)
+        };
+        let due = self
+            .at
+            .get()
+            .is_none_or(|t| now.saturating_since(t) >= REFUSAL_WARNING_EVERY);
+        if refused <= self.warned.get() || !due {
+            return;
+        }
+        log::warn(&format!(
+            "{}member table full ({cap} members): {} new member(s) refused ({refused} in all); \
+             if the microcloud has grown that large, raise max_members \
+             (list gossip 'max_members=N'), else someone is sending fake members",
+            s.log_prefix(),
+            refused - self.warned.get()
+        ));
+        self.warned.set(refused);
+        self.at.set(Some(now));
+    }
+}
+
 /// Our side of a push-pull or stream probe: connect, send, read the reply,
 /// feed it back.
 pub async fn push_pull<S: Shell>(s: Rc<S>, to: SocketAddr, bytes: Vec<u8>) {

@@ -7,6 +7,10 @@
 //! answering, an honest push-pull of a large realistic cluster must still be
 //! answered, and a real peer must still join it afterwards.
 //!
+//! And valid push-pulls naming ~100,000 fake members (anyone can send them
+//! to a keyless node): the agent holds at most `max_members`, its peak
+//! memory stays small, and its log says why new members are refused.
+//!
 //! Only 127.0.0.1 is contacted; every read and write has a timeout.
 
 mod common;
@@ -323,5 +327,130 @@ fn hostile_streams_stay_within_a_routers_memory_and_the_agent_stays_a_member() {
                 && peer.state_of("victim").as_deref() == Some("alive"))
             .then_some(())
         },
+    );
+}
+
+/// A valid push-pull request (PLAIN byte, then CBOR) from `f{batch}-0`
+/// naming `count` fake alive members `f{batch}-{i}`, minimal records.
+fn fake_members(batch: usize, count: usize) -> Vec<u8> {
+    let members = (0..count)
+        .map(|i| MemberRecord {
+            name: format!("f{batch}-{i}"),
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9),
+            incarnation: 1,
+            state: WireState::Alive,
+            tags_lamport: 0,
+            tags: Vec::new(),
+            coord: None,
+        })
+        .collect();
+    let p = PushPull {
+        version: wire::VERSION,
+        join: false,
+        reply: false,
+        from: format!("f{batch}-0"),
+        members,
+        catalogs: Vec::new(),
+        event_clock: 1,
+        query_clock: 1,
+        ping: None,
+    };
+    let mut body = vec![0x00];
+    body.extend(wire::encode_push_pull(&p));
+    body
+}
+
+/// The most fake members one request may name and still be accepted:
+/// within the stream limit and the decoding budget of a LAN node.
+fn most_fakes_accepted(batch: usize) -> Vec<u8> {
+    let fits = |n: usize| {
+        let body = fake_members(batch, n);
+        let ok = body.len() <= limit()
+            && wire::decode_push_pull(&body[1..], Config::lan().decode_budget()).is_ok();
+        ok.then_some(body)
+    };
+    let (mut lo, mut hi) = (1, 100_000);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if fits(mid).is_some() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    fits(lo).expect("one fake member fits")
+}
+
+#[test]
+fn valid_push_pulls_of_fake_members_stop_at_the_member_cap_and_the_log_says_why() {
+    let dir = TempDir::new("fakes");
+    let mc = format!("fm{}", std::process::id());
+    let mut victim = Agent::new(dir.path(), "victim", &mc);
+    victim.start(&[]);
+    let pid = victim.pid().expect("pid");
+    let port = victim.port;
+    let (hwm0, rss0) = memory(pid);
+    let cap = Config::lan().max_members;
+
+    // Six valid requests, each naming as many fake members as the agent
+    // accepts in one: ~100,000 names in all, ~100 times the cap. Each is
+    // merged and answered like any honest push-pull.
+    let batches = 6;
+    let mut named = 0;
+    for batch in 0..batches {
+        let body = most_fakes_accepted(batch);
+        let count = wire::decode_push_pull(&body[1..], Config::lan().decode_budget())
+            .expect("a valid request")
+            .members
+            .len();
+        named += count;
+        assert!(
+            exchange(port, &body).is_some(),
+            "request {batch} of {count} fake members ({} B) not answered",
+            body.len()
+        );
+    }
+    let members = victim.json(&["members"]);
+    let held = members.as_array().map_or(0, |a| a.len());
+    let (hwm1, rss1) = memory(pid);
+    println!(
+        "fake members: {batches} requests naming {named} in all, cap {cap}: \
+         {held} members held\n\
+         before: VmHWM {hwm0} KiB VmRSS {rss0} KiB\n\
+         after:  VmHWM {hwm1} KiB VmRSS {rss1} KiB (peak +{} KiB)",
+        hwm1 - hwm0
+    );
+    assert!(named > 10 * cap, "only {named} fake members sent");
+    assert!(held <= cap, "{held} members held, over the cap {cap}");
+    assert!(
+        held > cap / 2,
+        "only {held} members held: fakes not merged?"
+    );
+    assert!(victim.state_of("victim").as_deref() == Some("alive"));
+
+    // The owner is told why, once for the burst (then at most once a
+    // minute), with the option to raise.
+    let log = wait_for("the member cap warning", Duration::from_secs(10), || {
+        let log = victim.log_text();
+        log.contains("member table full").then_some(log)
+    });
+    assert!(
+        log.contains(&format!("({cap} members)")) && log.contains("raise max_members"),
+        "warning lacks the cap or the option: {log}"
+    );
+    assert_eq!(
+        log.matches("member table full").count(),
+        1,
+        "warned more than once within a minute: {log}"
+    );
+
+    // Without the cap (`--gossip max_members=1000000`) these ~118,000
+    // names took the peak from 4 MB to 103 MB, ~0.85 KB each: an OOM on a
+    // router. With it (7.5 MB here), the peak is the decoding of one
+    // request plus the capped table.
+    assert!(
+        hwm1 - hwm0 < 10 * 1024 && hwm1 < 16 * 1024,
+        "peak grew by {} KiB to {hwm1} KiB under fake members",
+        hwm1 - hwm0
     );
 }

@@ -65,6 +65,12 @@ pub struct Config {
     /// Largest push-pull stream accepted or produced, in bytes; decoding
     /// one may take up to [`Config::decode_budget`] more.
     pub max_stream_len: usize,
+    /// Most members this node holds, itself and failed or left ones
+    /// included. A full table takes no new names (their Alives and records
+    /// are dropped and counted in [`crate::Stats::members_refused`]) until
+    /// reaping makes room; known members are always updated and never
+    /// pushed out, so a flood of fake names cannot evict real members.
+    pub max_members: usize,
 }
 
 /// A [`Config::set`] failure; the config is unchanged.
@@ -126,6 +132,11 @@ impl Config {
             // ~1.2 KB (wire.rs tests), so this holds ~430 such members,
             // more with fewer services: "tens to hundreds of nodes".
             max_stream_len: 512 << 10,
+            // A few times the largest honest microcloud, about twice what
+            // one full push-pull of realistic members holds (~430): fake
+            // members cost the router ~1 KB each and a probe slot, so a
+            // flood tops out at ~1 MB instead of growing until OOM.
+            max_members: 1024,
         }
     }
 
@@ -142,6 +153,8 @@ impl Config {
             join_retry_interval: ms(10_000),
             // Super nodes run on servers and carry many microclouds.
             max_stream_len: 16 << 20,
+            // Hundreds of microclouds with a few super nodes each.
+            max_members: 4096,
             ..Config::lan()
         }
     }
@@ -214,6 +227,11 @@ impl Config {
             "event_buffer" => self.event_buffer = num()?,
             "max_query_timeout_ms" => self.max_query_timeout = dur()?,
             "max_stream_len" => self.max_stream_len = small()? as usize,
+            // At least this node and one other.
+            "max_members" => match small()? {
+                v @ 2.. => self.max_members = v as usize,
+                _ => return Err(ConfigError::BadValue),
+            },
             _ => return Err(ConfigError::UnknownKey),
         }
         Ok(())
@@ -287,6 +305,9 @@ mod tests {
         assert_eq!(c.set("gossip_nodes", "x"), Err(ConfigError::BadValue));
         assert_eq!(c.set("mtu", "10"), Err(ConfigError::BadValue));
         assert_eq!(c.set("gossip_nodes", "0"), Err(ConfigError::BadValue));
+        assert_eq!(c.set("max_members", "1"), Err(ConfigError::BadValue));
+        c.set("max_members", "300").unwrap();
+        assert_eq!(c.max_members, 300);
         let huge = "18446744073709551615";
         assert_eq!(c.set("probe_interval_ms", huge), Err(ConfigError::BadValue));
     }

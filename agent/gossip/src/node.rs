@@ -229,6 +229,11 @@ pub struct Stats {
     /// in time (each answer saved a probe from failing).
     pub stream_probes_sent: u64,
     pub stream_probe_acks: u64,
+    /// Alives and member records of unknown names, and service updates of
+    /// unknown nodes, dropped because the table was full
+    /// ([`Config::max_members`]): a microcloud grown past the cap, or a
+    /// flood of fake members.
+    pub members_refused: u64,
 }
 
 /// Why an operation was refused; the node's state is unchanged.
@@ -1871,6 +1876,14 @@ impl Node {
             return;
         }
         match self.index.get(name).copied() {
+            None if self.members.len() >= self.config.max_members => {
+                // Full: no new name until reaping makes room. Evicting
+                // anyone would let a flood of fake names push real members
+                // out; not re-gossiping keeps the refused name from
+                // filling others' tables through us.
+                self.stats.members_refused += 1;
+                return;
+            }
             None => {
                 self.members.push(Member {
                     name: String::from(name),
@@ -2099,7 +2112,17 @@ impl Node {
             self.broadcast_own_slot(&entry.service_type, entry.port);
             return;
         }
-        let live = self.member(node).is_some_and(|m| m.state.is_live());
+        let known = self.member(node);
+        let live = known.is_some_and(|m| m.state.is_live());
+        if known.is_none()
+            && self.catalogs.len() >= self.config.max_members
+            && self.catalogs.get(node).is_none()
+        {
+            // A catalog racing ahead of its node's Alive is kept, but only
+            // while there is room: the table bounds these too.
+            self.stats.members_refused += 1;
+            return;
+        }
         let cat = self
             .catalogs
             .get_or_insert_with(String::from(node), || NodeCatalog {
