@@ -246,17 +246,18 @@ fn too_large<S: Shell>(s: &S, peer: SocketAddr, e: &dyn std::fmt::Display) {
     ));
 }
 
-/// How often at most the owner is told of members refused for a full table.
+/// How often at most the owner is told of members or services refused.
 const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
 
-/// Tells the owner why new members are missing: the core counts names it
-/// refused for a full table (`Stats::members_refused`), and this warns on
-/// the first refusal and then at most once a minute, so a flood of fake
-/// members cannot flood the log too.
+/// Tells the owner why members or services are missing: the core counts
+/// names it refused for a full member table (`Stats::members_refused`) and
+/// services refused for a full catalog (`Stats::services_refused`); this
+/// warns on the first refusal and then at most once a minute, so a flood
+/// of fakes cannot flood the log too.
 #[derive(Default)]
 pub struct Refusals {
-    /// The count at the last warning, and when it was given.
-    warned: Cell<u64>,
+    /// The counts (members, services) at the last warning, and when it was given.
+    warned: Cell<(u64, u64)>,
     at: Cell<Option<g::Instant>>,
 }
 
@@ -264,25 +265,42 @@ impl Refusals {
     /// Warns if refusals grew since the last warning and that was long enough ago.
     pub fn check<S: Shell>(&self, s: &S) {
         let now = s.now();
-        let (refused, cap) = {
+        let (members, services, cap) = {
             let node = s.node();
-            (node.stats().members_refused, node.config().max_members)
+            let st = node.stats();
+            (
+                st.members_refused,
+                st.services_refused,
+                node.config().max_members,
+            )
         };
         let due = self
             .at
             .get()
             .is_none_or(|t| now.saturating_since(t) >= REFUSAL_WARNING_EVERY);
-        if refused <= self.warned.get() || !due {
+        let (warned_members, warned_services) = self.warned.get();
+        if (members <= warned_members && services <= warned_services) || !due {
             return;
         }
-        log::warn(&format!(
-            "{}member table full ({cap} members): {} new member(s) refused ({refused} in all); \
-             if the microcloud has grown that large, raise max_members \
-             (list gossip 'max_members=N'), else someone is sending fake members",
-            s.log_prefix(),
-            refused - self.warned.get()
-        ));
-        self.warned.set(refused);
+        if members > warned_members {
+            log::warn(&format!(
+                "{}member table full ({cap} members): {} new member(s) refused ({members} in all); \
+                 if the microcloud has grown that large, raise max_members \
+                 (list gossip 'max_members=N'), else someone is sending fake members",
+                s.log_prefix(),
+                members - warned_members
+            ));
+        }
+        if services > warned_services {
+            log::warn(&format!(
+                "{}{} service record(s) refused ({services} in all): a node's catalog holds \
+                 at most {} services; someone is sending fake services",
+                s.log_prefix(),
+                services - warned_services,
+                g::MAX_SLOTS
+            ));
+        }
+        self.warned.set((members, services));
         self.at.set(Some(now));
     }
 }

@@ -98,6 +98,16 @@ pub(crate) struct NodeCatalog {
     pub created: Instant,
 }
 
+/// Slots (records and tombstones) one node's catalog holds at most. A
+/// router publishes a handful of services; without a bound, Service
+/// datagrams naming ever new ports for one known node (anyone on a keyless
+/// LAN, any key holder) would grow it until the router runs out of memory.
+pub const MAX_SLOTS: usize = 512;
+
+/// Live records this node publishes at most: half of [`MAX_SLOTS`], so its
+/// unpublished slots (tombstones, kept a day) leave peers room for changes.
+pub const MAX_OWN_RECORDS: usize = MAX_SLOTS / 2;
+
 /// What applying an entry did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Applied {

@@ -42,7 +42,7 @@ pub mod time;
 pub mod vivaldi;
 pub mod wire;
 
-pub use catalog::{Health, SearchFilter, SearchResult, ServiceRecord};
+pub use catalog::{Health, SearchFilter, SearchResult, ServiceRecord, MAX_OWN_RECORDS, MAX_SLOTS};
 pub use config::{Config, ConfigError};
 pub use keyring::{Key, KeyError, Keyring, OpenError};
 pub use node::{

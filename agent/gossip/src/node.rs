@@ -24,7 +24,10 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::broadcast::{Broadcasts, Subject};
-use crate::catalog::{Applied, NodeCatalog, SearchFilter, SearchResult, ServiceRecord, Slot};
+use crate::catalog::{
+    Applied, NodeCatalog, SearchFilter, SearchResult, ServiceRecord, Slot, MAX_OWN_RECORDS,
+    MAX_SLOTS,
+};
 use crate::config::Config;
 use crate::keyring::{Keyring, OpenError, SEAL_OVERHEAD};
 use crate::rng::Rng;
@@ -234,6 +237,9 @@ pub struct Stats {
     /// ([`Config::max_members`]): a microcloud grown past the cap, or a
     /// flood of fake members.
     pub members_refused: u64,
+    /// Service entries for a new slot of a node whose catalog was full
+    /// ([`crate::catalog::MAX_SLOTS`]), dropped: fake services.
+    pub services_refused: u64,
 }
 
 /// Why an operation was refused; the node's state is unchanged.
@@ -245,6 +251,9 @@ pub enum OpError {
     Left,
     /// Unknown or expired query.
     UnknownQuery,
+    /// This node already publishes [`crate::catalog::MAX_OWN_RECORDS`]
+    /// services.
+    TooManyServices,
 }
 
 impl fmt::Display for OpError {
@@ -253,6 +262,9 @@ impl fmt::Display for OpError {
             OpError::TooLarge => "too large to fit one gossip datagram",
             OpError::Left => "this node has left the microcloud",
             OpError::UnknownQuery => "unknown or expired query",
+            OpError::TooManyServices => {
+                "this node already publishes the most services it may (256)"
+            }
         })
     }
 }
@@ -1000,12 +1012,14 @@ impl Node {
             .catalogs
             .get_or_insert_with(self.me.clone(), NodeCatalog::default);
         let key = (record.service_type.clone(), record.port);
-        if cat
-            .slots
-            .get(&key)
-            .is_some_and(|s| s.record.as_ref() == Some(&record))
-        {
+        let held = cat.slots.get(&key);
+        if held.is_some_and(|s| s.record.as_ref() == Some(&record)) {
             return Ok(());
+        }
+        if held.is_none_or(|s| s.record.is_none())
+            && cat.slots.values().filter(|s| s.record.is_some()).count() >= MAX_OWN_RECORDS
+        {
+            return Err(OpError::TooManyServices);
         }
         let entry = CatalogEntry {
             version: cat.version + 1,
@@ -2129,6 +2143,11 @@ impl Node {
                 created: now,
                 ..NodeCatalog::default()
             });
+        let key = (entry.service_type.clone(), entry.port);
+        if cat.slots.len() >= MAX_SLOTS && cat.slots.get(&key).is_none() {
+            self.stats.services_refused += 1;
+            return;
+        }
         let applied = cat.apply(&entry, now);
         let (node_s, subject) = (
             String::from(node),

@@ -349,3 +349,95 @@ fn a_newcomer_to_a_full_cluster_gets_in_once_a_departed_member_is_reaped() {
     println!("newcomer in, both ways, {after:?} after the leave (retention 60 s)");
     assert!(after >= config.dead_retention);
 }
+
+/// A Service datagram for `node`'s slot ("web", `port`) at `version`.
+fn service(node: &str, port: u16, version: u64) -> Message {
+    Message::Service {
+        node: node.into(),
+        entry: CatalogEntry {
+            version,
+            port,
+            record: Some(ServiceRecord {
+                port,
+                ..record(node)
+            }),
+            ..entry(node)
+        },
+    }
+}
+
+fn web_of(n: &Node, node: &str) -> Vec<u16> {
+    let all = SearchFilter {
+        service_type: Some("web".into()),
+        microcloud: None,
+    };
+    n.search(&all)
+        .into_iter()
+        .filter(|r| r.node == node)
+        .map(|r| r.record.port)
+        .collect()
+}
+
+/// Service datagrams naming ever new ports for one known node stop at the
+/// catalog's slot cap; its services already held keep updating.
+#[test]
+fn a_known_nodes_catalog_stops_growing_at_its_slot_cap() {
+    use nuvol_gossip::MAX_SLOTS;
+    let mut n = node(64);
+    deliver(&mut n, at(0), &[alive("peer", 2, 1)]);
+    let flood = MAX_SLOTS + 300;
+    for port in 0..flood as u16 {
+        deliver(
+            &mut n,
+            at(0),
+            &[service("peer", 1000 + port, 1 + u64::from(port))],
+        );
+        drain(&mut n);
+    }
+    assert_eq!(web_of(&n, "peer").len(), MAX_SLOTS);
+    assert_eq!(n.stats().services_refused, 300);
+    // A slot it holds still takes a newer version.
+    let last = flood as u64 + 10;
+    let mut changed = service("peer", 1000, last);
+    if let Message::Service { entry, .. } = &mut changed {
+        entry.record.as_mut().unwrap().description = "moved".into();
+    }
+    deliver(&mut n, at(0), &[changed]);
+    let all = SearchFilter {
+        service_type: Some("web".into()),
+        microcloud: None,
+    };
+    let hit = n.search(&all).into_iter().find(|r| r.record.port == 1000);
+    assert_eq!(hit.map(|r| r.record.description), Some("moved".into()));
+    assert_eq!(n.stats().services_refused, 300);
+}
+
+/// This node publishes at most half a catalog's slots, so its tombstones
+/// leave peers room; an unpublish makes room for another.
+#[test]
+fn publishing_stops_at_the_own_record_cap() {
+    use nuvol_gossip::{OpError, MAX_OWN_RECORDS};
+    let mut n = node(64);
+    for port in 0..MAX_OWN_RECORDS as u16 {
+        let r = ServiceRecord {
+            port: 2000 + port,
+            ..record("me")
+        };
+        n.publish(r).expect("under the cap");
+    }
+    let one_more = ServiceRecord {
+        port: 9999,
+        ..record("me")
+    };
+    assert_eq!(n.publish(one_more.clone()), Err(OpError::TooManyServices));
+    // Changing one already published is no new service.
+    let changed = ServiceRecord {
+        port: 2000,
+        description: "changed".into(),
+        ..record("me")
+    };
+    n.publish(changed).expect("a change is not a new service");
+    assert!(n.unpublish(at(0), "web", 2001));
+    n.publish(one_more).expect("room after an unpublish");
+    assert_eq!(web_of(&n, "me").len(), MAX_OWN_RECORDS);
+}
