@@ -20,9 +20,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::{wait_for, Agent, TempDir};
-use nuvol_gossip::vivaldi::WireCoordinate;
-use nuvol_gossip::wire::{self, CatalogEntry, CatalogState, MemberRecord, PushPull, WireState};
-use nuvol_gossip::{Config, Health, ServiceRecord};
+use nuvol_gossip::sim::realistic_member;
+use nuvol_gossip::wire::{self, MemberRecord, PushPull, WireState};
+use nuvol_gossip::Config;
 
 /// More than the agent's concurrent stream slots (8), so some wait.
 const CONNECTIONS: usize = 16;
@@ -130,65 +130,11 @@ fn send(port: u16, len: u32, body: &[u8], hold: Duration) {
     }
 }
 
-/// One realistic member of a large microcloud: the agent's 8 tags, a
-/// coordinate, and a catalog of 10 services with a description and a txt
-/// pair each.
-fn realistic(i: usize) -> (MemberRecord, CatalogState) {
-    let name = format!("node-{i:04}.mesh");
-    let tags = [
-        ("microcloud", "guifi-sants"),
-        ("version", "0.1.0"),
-        ("arch", "aarch64"),
-        ("board", "glinet,gl-mt3000"),
-        ("mem", "60112"),
-        ("memfree", "27340"),
-        ("load", "12"),
-        ("disk", "5120"),
-    ];
-    let member = MemberRecord {
-        name: name.clone(),
-        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 9),
-        incarnation: 3,
-        state: WireState::Left,
-        tags_lamport: 7,
-        tags: tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        coord: Some(WireCoordinate {
-            vec: vec![0.001; 8],
-            error: 0.2,
-            height: 0.0001,
-        }),
-    };
-    let entries = (0..10)
-        .map(|s| CatalogEntry {
-            version: s + 1,
-            service_type: format!("svc{s}"),
-            port: 8000 + s as u16,
-            record: Some(ServiceRecord {
-                service_type: format!("svc{s}"),
-                description: format!("service number {s} of this node"),
-                host: name.clone(),
-                ip: format!("10.1.{}.{}", i / 250, i % 250 + 1),
-                port: 8000 + s as u16,
-                microcloud: "guifi-sants".into(),
-                txt: vec![("path".into(), "/".into())],
-                health: Health::Healthy,
-            }),
-        })
-        .collect();
-    let catalog = CatalogState {
-        node: name,
-        version: 10,
-        entries,
-    };
-    (member, catalog)
-}
-
 /// A push-pull request carrying `n` realistic members, as a frame body.
 fn honest_push_pull(n: usize) -> Vec<u8> {
-    let (members, catalogs) = (0..n).map(realistic).unzip();
+    // Left: records the agent keeps without probing 300 addresses nobody
+    // answers on.
+    let (members, catalogs) = (0..n).map(|i| realistic_member(i, WireState::Left)).unzip();
     let p = PushPull {
         version: wire::VERSION,
         join: false,

@@ -28,17 +28,21 @@
 
 use alloc::collections::{BTreeMap, BinaryHeap};
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::ops::Range;
 use core::time::Duration;
 
+use crate::catalog::{Health, ServiceRecord};
 use crate::config::Config;
 use crate::keyring::Keyring;
 use crate::node::{Event, Identity, Node, Transmit};
 use crate::rng::{sqrt, Rng};
 use crate::time::{duration_ms, Instant};
+use crate::vivaldi::WireCoordinate;
+use crate::wire::{CatalogEntry, CatalogState, MemberRecord, WireState};
 
 /// Network conditions of a simulation.
 #[derive(Debug, Clone)]
@@ -564,4 +568,61 @@ impl Sim {
             }
         }
     }
+}
+
+/// Member `i` of a large microcloud as a router's agent sends it in a
+/// push-pull, in `state`: the agent's 8 tags, an 8-dimension coordinate and
+/// a catalog of 10 services with a description and a txt pair each. Tests
+/// and measurements of stream sizes and bounds build their clusters of it.
+pub fn realistic_member(i: usize, state: WireState) -> (MemberRecord, CatalogState) {
+    let name = format!("node-{i:04}.mesh");
+    let tags = [
+        ("microcloud", String::from("guifi-sants")),
+        ("version", String::from("0.1.0")),
+        ("arch", String::from("aarch64")),
+        ("board", String::from("glinet,gl-mt3000")),
+        ("mem", String::from("60112")),
+        ("memfree", format!("{}", 27_000 + i)),
+        ("load", format!("{}", i % 300)),
+        ("disk", format!("{}", 5_000 + i)),
+    ];
+    let member = MemberRecord {
+        name: name.clone(),
+        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1)), 7946),
+        incarnation: 3,
+        state,
+        tags_lamport: 7,
+        tags: tags
+            .into_iter()
+            .map(|(k, v)| (String::from(k), v))
+            .collect(),
+        coord: Some(WireCoordinate {
+            vec: alloc::vec![0.001; 8],
+            error: 0.2,
+            height: 0.0001,
+        }),
+    };
+    let entries = (0..10u16)
+        .map(|s| CatalogEntry {
+            version: u64::from(s) + 1,
+            service_type: format!("svc{s}"),
+            port: 8000 + s,
+            record: Some(ServiceRecord {
+                service_type: format!("svc{s}"),
+                description: format!("service number {s} of this node"),
+                host: name.clone(),
+                ip: format!("10.1.{}.{}", i / 250, i % 250 + 1),
+                port: 8000 + s,
+                microcloud: String::from("guifi-sants"),
+                txt: alloc::vec![(String::from("path"), String::from("/"))],
+                health: Health::Healthy,
+            }),
+        })
+        .collect();
+    let catalog = CatalogState {
+        node: name,
+        version: 10,
+        entries,
+    };
+    (member, catalog)
 }

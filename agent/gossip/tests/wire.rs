@@ -3,11 +3,10 @@
 
 use core::net::SocketAddr;
 use core::time::Duration;
-use nuvol_gossip::vivaldi::WireCoordinate;
+use nuvol_gossip::sim::realistic_member;
 use nuvol_gossip::wire::{
     decode_packet, decode_push_pull, decode_saved_state, encode_message, encode_packet,
-    encode_push_pull, CatalogEntry, CatalogState, MemberRecord, Message, PushPull, WireError,
-    WireState,
+    encode_push_pull, CatalogEntry, MemberRecord, Message, PushPull, WireError, WireState,
 };
 use nuvol_gossip::{
     Config, Health, Identity, Instant, Key, Keyring, Node, ServiceRecord, Transmit,
@@ -517,60 +516,10 @@ fn a_node_survives_mutated_packets_streams_and_state() {
     let _ = Duration::ZERO;
 }
 
-/// Member `i` of a large microcloud as a router sends it: the agent's 8
-/// tags, an 8-dimension coordinate, a catalog of 10 services.
-fn realistic(i: usize) -> (MemberRecord, CatalogState) {
-    let name = format!("node-{i:04}.mesh");
-    let tags = [
-        ("microcloud", "guifi-sants".to_string()),
-        ("version", "0.1.0".to_string()),
-        ("arch", "aarch64".to_string()),
-        ("board", "glinet,gl-mt3000".to_string()),
-        ("mem", "60112".to_string()),
-        ("memfree", format!("{}", 27_000 + i)),
-        ("load", format!("{}", i % 300)),
-        ("disk", format!("{}", 5_000 + i)),
-    ];
-    let member = MemberRecord {
-        name: name.clone(),
-        addr: addr(),
-        incarnation: 3,
-        state: WireState::Alive,
-        tags_lamport: 7,
-        tags: tags.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-        coord: Some(WireCoordinate {
-            vec: vec![0.001; 8],
-            error: 0.2,
-            height: 0.0001,
-        }),
-    };
-    let entries = (0..10u16)
-        .map(|s| CatalogEntry {
-            version: u64::from(s) + 1,
-            service_type: format!("svc{s}"),
-            port: 8000 + s,
-            record: Some(ServiceRecord {
-                service_type: format!("svc{s}"),
-                description: format!("service number {s} of this node"),
-                host: name.clone(),
-                ip: format!("10.1.{}.{}", i / 250, i % 250 + 1),
-                port: 8000 + s,
-                microcloud: "guifi-sants".into(),
-                txt: vec![("path".into(), "/".into())],
-                health: Health::Healthy,
-            }),
-        })
-        .collect();
-    let catalog = CatalogState {
-        node: name,
-        version: 10,
-        entries,
-    };
-    (member, catalog)
-}
-
 fn cluster(n: usize) -> PushPull {
-    let (members, catalogs) = (0..n).map(realistic).unzip();
+    let (members, catalogs) = (0..n)
+        .map(|i| realistic_member(i, WireState::Alive))
+        .unzip();
     PushPull {
         version: 1,
         join: true,
