@@ -675,6 +675,33 @@ fn print_response(resp: &Response, json: bool, done: &str) -> i32 {
 
 /// Round-trip time in ms with one decimal. Integer arithmetic: float
 /// formatting alone costs the binary a few kB.
+/// `nuvol info`'s packets row: those that failed to open, and those that
+/// opened but were not gossip (only when there are any).
+fn rejected(i: &NodeInfo) -> String {
+    match i.packets_malformed {
+        Some(bad) if bad > 0 => format!("{} packets, {bad} malformed", i.packets_rejected),
+        _ => format!("{} packets", i.packets_rejected),
+    }
+}
+
+/// `nuvol info`'s refusals row, empty (left out) when nothing was refused or
+/// the agent is too old to say: members and services the agent dropped
+/// because a table was full, which the owner fixes by raising
+/// `max_members` (or which means someone is sending fakes).
+fn refused(i: &NodeInfo) -> String {
+    let mut parts = Vec::new();
+    if let Some(n @ 1..) = i.members_refused {
+        parts.push(match i.max_members {
+            Some(cap) => format!("{n} new members (member table full at {cap})"),
+            None => format!("{n} new members (member table full)"),
+        });
+    }
+    if let Some(n @ 1..) = i.services_refused {
+        parts.push(format!("{n} services (a node's catalog full)"));
+    }
+    parts.join(", ")
+}
+
 fn rtt(us: Option<u64>) -> String {
     match us {
         Some(us) => {
@@ -734,10 +761,14 @@ pub fn render(resp: &Response, done: &str) -> String {
                         if i.encrypted { "on" } else { "off" }
                     ),
                 ),
-                ("rejected", format!("{} packets", i.packets_rejected)),
+                ("rejected", rejected(i)),
+                ("refused", refused(i)),
                 ("agent rss", format!("{} kB", i.agent_rss_kb)),
             ];
-            rows.iter().map(|(k, v)| format!("{k:<12} {v}\n")).collect()
+            rows.iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| format!("{k:<12} {v}\n"))
+                .collect()
         }
         Response::Members(ms) => table(
             &["NAME", "ADDR", "STATE", "RTT", "MICROCLOUD", "TAGS"],
@@ -921,6 +952,46 @@ mod tests {
 
     fn p(line: &str) -> Result<Invocation, Usage> {
         parse(line.split_whitespace().map(String::from).collect())
+    }
+
+    #[test]
+    fn info_shows_refusals_only_when_there_are_some() {
+        let quiet = NodeInfo {
+            members_refused: Some(0),
+            services_refused: Some(0),
+            max_members: Some(1024),
+            packets_malformed: Some(0),
+            ..NodeInfo::default()
+        };
+        let text = render(&Response::Info(quiet.clone()), "");
+        assert!(!text.contains("refused"), "{text}");
+        assert!(text.contains("rejected     0 packets\n"), "{text}");
+        // An old agent reports none of them: same output.
+        assert!(!render(&Response::Info(NodeInfo::default()), "").contains("refused"));
+        let full = NodeInfo {
+            members_refused: Some(12),
+            services_refused: Some(3),
+            packets_malformed: Some(2),
+            ..quiet.clone()
+        };
+        let text = render(&Response::Info(full), "");
+        assert!(
+            text.contains("refused      12 new members (member table full at 1024), 3 services (a node's catalog full)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rejected     0 packets, 2 malformed\n"),
+            "{text}"
+        );
+        let services_only = NodeInfo {
+            services_refused: Some(3),
+            ..quiet
+        };
+        let text = render(&Response::Info(services_only), "");
+        assert!(
+            text.contains("refused      3 services (a node's catalog full)\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -317,6 +317,10 @@ fn info(ctx: &Rc<Ctx>) -> Response {
         incarnation: n.incarnation(),
         agent_rss_kb: crate::metadata::rss_kb(),
         packets_rejected: n.stats().packets_rejected,
+        members_refused: Some(n.stats().members_refused),
+        services_refused: Some(n.stats().services_refused),
+        max_members: Some(u32::try_from(n.config().max_members).unwrap_or(u32::MAX)),
+        packets_malformed: Some(n.stats().packets_malformed),
     })
 }
 

@@ -200,7 +200,11 @@ impl ToJson for NodeInfo {
             .num("health_score", self.health_score)
             .num("incarnation", self.incarnation)
             .num("agent_rss_kb", self.agent_rss_kb)
-            .num("packets_rejected", self.packets_rejected);
+            .num("packets_rejected", self.packets_rejected)
+            .opt_num("packets_malformed", self.packets_malformed)
+            .opt_num("members_refused", self.members_refused)
+            .opt_num("services_refused", self.services_refused)
+            .opt_num("max_members", self.max_members.map(u64::from));
         o.end();
     }
 }
@@ -429,6 +433,23 @@ mod tests {
             ..a
         };
         assert!(no_ports.to_json().contains(r#""ports":[],"#));
+    }
+
+    #[test]
+    fn node_info_prints_refusals_and_null_when_an_old_agent_did_not_report_them() {
+        let reported = NodeInfo {
+            members_refused: Some(12),
+            services_refused: Some(0),
+            max_members: Some(1024),
+            packets_malformed: Some(2),
+            ..NodeInfo::default()
+        };
+        assert!(reported.to_json().ends_with(
+            r#""packets_rejected":0,"packets_malformed":2,"members_refused":12,"services_refused":0,"max_members":1024}"#
+        ));
+        assert!(NodeInfo::default().to_json().ends_with(
+            r#""packets_malformed":null,"members_refused":null,"services_refused":null,"max_members":null}"#
+        ));
     }
 
     #[test]

@@ -235,6 +235,17 @@ pub struct NodeInfo {
     pub agent_rss_kb: u64,
     /// Packets that failed to open under any installed key.
     pub packets_rejected: u64,
+    // Fields 18.. were added after the first version: `Option`s, left out
+    // on the wire when `None` at the end, so an older peer's bytes decode
+    // with them `None` ("not reported") and its decoder skips them.
+    /// New member names dropped because the member table was full.
+    pub members_refused: Option<u64>,
+    /// Service entries dropped because one node's catalog was full.
+    pub services_refused: Option<u64>,
+    /// The member table's size (the agent's `max_members`).
+    pub max_members: Option<u32>,
+    /// Packets that opened but were not valid gossip messages.
+    pub packets_malformed: Option<u64>,
 }
 
 /// Membership state as the page and CLI name it.

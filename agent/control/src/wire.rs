@@ -9,8 +9,8 @@
 //! struct is a table of its fields by index ([`wire_struct`]).
 //!
 //! The format, as the derive defined it:
-//! - a struct is the array of its fields in index order; a trailing `None` is
-//!   left out (only `Response::Rtt` has one);
+//! - a struct is the array of its fields in index order; trailing `None`s are
+//!   left out (`Response::Rtt`'s, and `NodeInfo`'s fields added later);
 //! - an enum is `[index, [fields…]]`, a unit variant `[index, []]`;
 //! - `Vec<T>` (including the `Vec<u8>` payloads) is an array of its items, a
 //!   pair an array of two, `None` is `null`.
@@ -41,6 +41,10 @@ trait Wire: Sized {
     /// first version (an older peer does not know them); for any other
     /// missing field decoding fails.
     fn blank() -> Self;
+    /// Whether this is a `None`, which a struct leaves out at its end.
+    fn is_none(&self) -> bool {
+        false
+    }
 }
 
 fn take<T: Wire>(d: &mut Decoder<'_>) -> Decoded<T> {
@@ -259,6 +263,10 @@ impl<T: Wire> Wire for Option<T> {
     fn blank() -> Self {
         None
     }
+
+    fn is_none(&self) -> bool {
+        Option::is_none(self)
+    }
 }
 
 impl<A: Wire, B: Wire> Wire for (A, B) {
@@ -341,8 +349,13 @@ macro_rules! wire_struct {
     ($t:ident, required $required:literal: $($i:literal $field:ident),+ $(,)?) => {
         impl Wire for $t {
             fn put<W: Write>(&self, e: &mut Encoder<W>) -> Encoded<W> {
-                e.array([$($i),+].len() as u64)?;
-                $(self.$field.put(e)?;)+
+                // The derive leaves trailing `None`s out rather than write `null`s.
+                let present = [$(!self.$field.is_none()),+];
+                let len = present.iter().rposition(|p| *p).map_or(0, |i| i + 1);
+                e.array(len as u64)?;
+                $(if $i < len {
+                    self.$field.put(e)?;
+                })+
                 Ok(())
             }
 
@@ -704,6 +717,10 @@ wire_struct!(NodeInfo, required 18:
     15 incarnation,
     16 agent_rss_kb,
     17 packets_rejected,
+    18 members_refused,
+    19 services_refused,
+    20 max_members,
+    21 packets_malformed,
 );
 
 wire_struct!(MemberView, required 8:

@@ -207,6 +207,11 @@ fn responses() -> Vec<(&'static str, Response)> {
                 incarnation: 5_000_000_000,
                 agent_rss_kb: 2_100,
                 packets_rejected: 3,
+                // What a first-version agent sent: none of the later fields.
+                members_refused: None,
+                services_refused: None,
+                max_members: None,
+                packets_malformed: None,
             }),
         ),
         ("info_default", Response::Info(NodeInfo::default())),
@@ -357,7 +362,29 @@ fn responses() -> Vec<(&'static str, Response)> {
                 },
             ]),
         ),
+        ("info_refusals", Response::Info(info_with_refusals())),
+        (
+            "info_refusals_partial",
+            Response::Info(NodeInfo {
+                services_refused: Some(3),
+                ..NodeInfo::default()
+            }),
+        ),
     ]
+}
+
+/// A node reporting the fields appended after the first version.
+fn info_with_refusals() -> NodeInfo {
+    NodeInfo {
+        name: "n1".into(),
+        members_total: 1024,
+        packets_rejected: 3,
+        members_refused: Some(12),
+        services_refused: Some(0),
+        max_members: Some(1024),
+        packets_malformed: Some(7),
+        ..NodeInfo::default()
+    }
 }
 
 fn encode<T: minicbor::Encode<()>>(v: &T) -> Vec<u8> {
@@ -401,6 +428,109 @@ fn every_request_encodes_to_its_golden_bytes_and_back() {
 #[test]
 fn every_response_and_view_encodes_to_its_golden_bytes_and_back() {
     check_table(responses(), RESPONSES);
+}
+
+/// `NodeInfo` as the first version declared it, decoded by the derive that
+/// was that version's codec: an old CLI or page reading a newer agent.
+#[derive(minicbor::Decode)]
+enum OldResponse {
+    #[n(2)]
+    Info(#[n(0)] OldNodeInfo),
+}
+
+#[derive(minicbor::Decode)]
+struct OldNodeInfo {
+    #[n(0)]
+    name: String,
+    #[n(1)]
+    _microcloud: String,
+    #[n(2)]
+    _board: String,
+    #[n(3)]
+    _arch: String,
+    #[n(4)]
+    _version: String,
+    #[n(5)]
+    _addr: String,
+    #[n(6)]
+    _uptime_s: u64,
+    #[n(7)]
+    _mem_total_kb: u64,
+    #[n(8)]
+    _mem_free_kb: u64,
+    #[n(9)]
+    _load_x100: u32,
+    #[n(10)]
+    _members_alive: u32,
+    #[n(11)]
+    members_total: u32,
+    #[n(12)]
+    _keys_installed: u32,
+    #[n(13)]
+    _encrypted: bool,
+    #[n(14)]
+    _health_score: u32,
+    #[n(15)]
+    _incarnation: u64,
+    #[n(16)]
+    _agent_rss_kb: u64,
+    #[n(17)]
+    packets_rejected: u64,
+}
+
+#[test]
+fn an_old_client_reads_a_new_agents_info_and_skips_the_later_fields() {
+    let bytes = encode(&Response::Info(info_with_refusals()));
+    let OldResponse::Info(old) = minicbor::decode::<OldResponse>(&bytes).unwrap();
+    assert_eq!(old.name, "n1");
+    assert_eq!(old.members_total, 1024);
+    assert_eq!(old.packets_rejected, 3);
+}
+
+#[test]
+fn a_new_client_reads_an_old_agents_info_as_not_reported() {
+    let old = RESPONSES.iter().find(|(n, _)| *n == "info").unwrap().1;
+    match response(old).unwrap() {
+        Response::Info(i) => {
+            assert_eq!((i.name.as_str(), i.packets_rejected), ("n1", 3));
+            assert_eq!(i.members_refused, None);
+            assert_eq!(i.services_refused, None);
+            assert_eq!(i.max_members, None);
+            assert_eq!(i.packets_malformed, None);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn later_info_fields_are_left_out_only_when_trailing_and_none() {
+    // Nothing reported: exactly the first version's 18 fields.
+    let none = encode(&Response::Info(NodeInfo::default()));
+    assert_eq!(none[3], 0x92, "array of 18");
+    // Only the second new field: the first is written as null before it.
+    let partial = NodeInfo {
+        services_refused: Some(3),
+        ..NodeInfo::default()
+    };
+    let bytes = encode(&Response::Info(partial));
+    assert_eq!(bytes[3], 0x94, "array of 20");
+    assert!(hex(&bytes).ends_with("f603"));
+    match response(&hex(&bytes)).unwrap() {
+        Response::Info(i) => {
+            assert_eq!((i.members_refused, i.services_refused), (None, Some(3)));
+            assert_eq!((i.max_members, i.packets_malformed), (None, None));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Every field reported round-trips, zeros included.
+    let all = encode(&Response::Info(info_with_refusals()));
+    match response(&hex(&all)).unwrap() {
+        Response::Info(i) => {
+            assert_eq!((i.members_refused, i.services_refused), (Some(12), Some(0)));
+            assert_eq!((i.max_members, i.packets_malformed), (Some(1024), Some(7)));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 #[test]

@@ -286,6 +286,15 @@ pub struct NodeInfo {
     /// Packets that failed to open under any installed key.
     #[n(17)]
     pub packets_rejected: u64,
+    /// Appended later: optional, so an older peer's 18 fields still decode.
+    #[n(18)]
+    pub members_refused: Option<u64>,
+    #[n(19)]
+    pub services_refused: Option<u64>,
+    #[n(20)]
+    pub max_members: Option<u32>,
+    #[n(21)]
+    pub packets_malformed: Option<u64>,
 }
 
 /// Membership state as the page and CLI name it.
