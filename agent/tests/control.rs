@@ -104,6 +104,13 @@ fn hostile_requests_get_errors_and_agent_keeps_serving() {
     // Still alive and answering a proper request.
     let info = a.json(&["info"]);
     assert_eq!(info.get("name").and_then(|v| v.as_str()), Some("c0"));
+    // Nothing refused: the counts say 0, and the text leaves the line out.
+    let num = |k: &str| info.get(k).and_then(|v| v.as_f64());
+    assert_eq!(num("members_refused"), Some(0.0));
+    assert_eq!(num("services_refused"), Some(0.0));
+    assert_eq!(num("max_members"), Some(1024.0));
+    assert!(num("packets_malformed").is_some());
+    assert!(!a.ok(&["info"]).contains("refused"));
     assert!(a.child.as_mut().unwrap().try_wait().unwrap().is_none());
     let mut rest = Vec::new();
     let mut s = connect(&a);

@@ -389,6 +389,19 @@ fn valid_push_pulls_of_fake_members_stop_at_the_member_cap_and_the_log_says_why(
         1,
         "warned more than once within a minute: {log}"
     );
+    // `nuvol info` says so too, in JSON and as one plain line.
+    let info = victim.json(&["info"]);
+    let refused = info.get("members_refused").and_then(|v| v.as_f64());
+    assert!(refused.is_some_and(|n| n > 0.0), "{info:?}");
+    assert_eq!(
+        info.get("max_members").and_then(|v| v.as_f64()),
+        Some(cap as f64)
+    );
+    let text = victim.ok(&["info"]);
+    assert!(
+        text.contains(&format!("new members (member table full at {cap})")),
+        "{text}"
+    );
 
     // Without the cap (`--gossip max_members=1000000`) these ~118,000
     // names took the peak from 4 MB to 103 MB, ~0.85 KB each: an OOM on a

@@ -313,6 +313,28 @@ fn fmt_kb(kb: u64) -> String {
     }
 }
 
+/// What the agent dropped because a table was full, for the overview's
+/// warning row; empty when nothing was (or an old agent does not say).
+fn refusals(i: &NodeInfo) -> String {
+    let mut parts = Vec::new();
+    if let Some(n @ 1..) = i.members_refused {
+        let cap = i
+            .max_members
+            .map(|c| format!(" at {c}"))
+            .unwrap_or_default();
+        parts.push(format!(
+            "{n} new members: the member table is full{cap} (raise max_members \
+             if the microcloud is that big, else someone is sending fake members)"
+        ));
+    }
+    if let Some(n @ 1..) = i.services_refused {
+        parts.push(format!(
+            "{n} services: a node published more than its catalog holds"
+        ));
+    }
+    parts.join("; ")
+}
+
 /// The overview: this node, plus forms to join and leave.
 pub fn overview(p: &mut Page, i: &NodeInfo) {
     p.h1(&format!("{} in {}", i.name, i.microcloud));
@@ -355,13 +377,25 @@ pub fn overview(p: &mut Page, i: &NodeInfo) {
         ),
         ("Incarnation", i.incarnation.to_string()),
         ("Agent memory", fmt_kb(i.agent_rss_kb)),
-        ("Rejected packets", i.packets_rejected.to_string()),
+        (
+            "Rejected packets",
+            match i.packets_malformed {
+                Some(bad) if bad > 0 => format!("{}, {bad} malformed", i.packets_rejected),
+                _ => i.packets_rejected.to_string(),
+            },
+        ),
     ];
     for (k, v) in rows {
         p.out.push_str("<dt>");
         p.out.push_str(k);
         p.out.push_str("</dt><dd>");
         text(&mut p.out, &v);
+        p.out.push_str("</dd>");
+    }
+    let refused = refusals(i);
+    if !refused.is_empty() {
+        p.out.push_str("<dt>Refused</dt><dd class=s-failed>");
+        text(&mut p.out, &refused);
         p.out.push_str("</dd>");
     }
     p.out.push_str("</dl>");
@@ -778,6 +812,46 @@ mod tests {
         assert_eq!(fmt_age(5), "5 s");
         assert_eq!(fmt_age(600), "10 min");
         assert_eq!(fmt_age(3 * 86_400), "3 d");
+    }
+
+    fn overview_of(i: &NodeInfo) -> String {
+        let mut p = Page::start("", "t", None, "x", false);
+        overview(&mut p, i);
+        p.finish()
+    }
+
+    #[test]
+    fn overview_warns_of_refusals_only_when_there_are_some() {
+        let quiet = NodeInfo {
+            members_refused: Some(0),
+            services_refused: Some(0),
+            max_members: Some(1024),
+            packets_malformed: Some(0),
+            ..NodeInfo::default()
+        };
+        for i in [&quiet, &NodeInfo::default()] {
+            let html = overview_of(i);
+            assert!(!html.contains("<dt>Refused"), "{html}");
+            assert!(html.contains("<dt>Rejected packets</dt><dd>0</dd>"));
+        }
+        let members = NodeInfo {
+            members_refused: Some(12),
+            packets_malformed: Some(2),
+            ..quiet.clone()
+        };
+        let html = overview_of(&members);
+        assert!(html.contains(
+            "<dt>Refused</dt><dd class=s-failed>12 new members: the member table is full at 1024 (raise"
+        ));
+        assert!(!html.contains("services:"));
+        assert!(html.contains("<dt>Rejected packets</dt><dd>0, 2 malformed</dd>"));
+        let services = NodeInfo {
+            services_refused: Some(3),
+            ..quiet
+        };
+        let html = overview_of(&services);
+        assert!(html.contains("<dd class=s-failed>3 services: a node published"));
+        assert!(!html.contains("new members"));
     }
 
     #[test]

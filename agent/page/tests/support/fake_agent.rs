@@ -105,6 +105,11 @@ impl Model {
                 incarnation: 3,
                 agent_rss_kb: 812,
                 packets_rejected: 0,
+                // A current agent reports these, zero while nothing is refused.
+                members_refused: Some(0),
+                services_refused: Some(0),
+                max_members: Some(1024),
+                packets_malformed: Some(0),
                 // Fields added later keep their defaults here.
                 ..Default::default()
             },
