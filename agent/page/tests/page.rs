@@ -140,6 +140,30 @@ fn csrf_of(html: &str) -> String {
 }
 
 #[test]
+fn overview_warns_of_refused_members_only_when_the_agent_reports_some() {
+    let (_agent, page, _dir) = setup("quiet");
+    let quiet = get(&page, "/", "");
+    assert_eq!(quiet.status, 200);
+    assert!(!quiet.body.contains("Refused"), "{}", quiet.body);
+    let json = get(&page, "/", "format=json");
+    assert!(json.body.contains("\"members_refused\":0"), "{}", json.body);
+
+    let dir = tmpdir("refused");
+    let mut model = Model::three_nodes();
+    model.info.members_refused = Some(40);
+    let agent = FakeAgent::start(&dir.join("nuvol.sock"), model, None);
+    let page = PageConfig::new(&agent.path, &dir);
+    let full = get(&page, "/", "");
+    assert!(
+        full.body.contains(
+            "<dt>Refused</dt><dd class=s-failed>40 new members: the member table is full at 1024"
+        ),
+        "{}",
+        full.body
+    );
+}
+
+#[test]
 fn every_view_answers_200_with_its_rows() {
     let (_agent, page, _dir) = setup("views");
     let cases: [(&str, &[&str]); 6] = [
