@@ -50,7 +50,7 @@ for _ in $(seq 300); do
     curl -s -o /dev/null "$URL/login" && curl -s -o /dev/null "http://127.0.0.1:$DRIVER_PORT/status" && { ready=1; break; }
     sleep 0.1
 done
-[ -n "$ready" ] || { echo "FAIL: the page or chromedriver did not start in 30 s"; tail -5 "$WORK"/*.out; exit 1; }
+[ -n "$ready" ] || { echo "FAIL: the page or chromedriver did not start in 30 s"; tail -n 5 "$WORK"/*.out; exit 1; }
 
 # The browser profile goes under $WORK (TMPDIR), so cleanup removes this
 # run's profile and never another run's.

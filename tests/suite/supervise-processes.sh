@@ -53,8 +53,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Ports from the shell's pid so parallel runs do not collide.
-BASE=$((20000 + ($$ % 10000) * 3))
+# Three ports in a row, free now and below the kernel's ephemeral range
+# (tests/lib/free-port.py says why: ports from the pid landed in it).
+BASE=$(python3 "$ROOT/tests/lib/free-port.py" --also 1 --also 2) || fail "no free loopback ports"
 PA=$BASE; PB=$((BASE + 1)); SP=$((BASE + 2))
 mkdir -p "$WORK/www" "$WORK/a" "$WORK/b"
 echo hello > "$WORK/www/index.html"
@@ -119,7 +120,7 @@ echo "== supervise: two agents, a health-checked service"
 start_a
 "$NUVOL_BIN" agent --config "$WORK/b.conf" >"$WORK/b.log" 2>&1 & AGENT_B=$!
 T0=$SECONDS
-wait_for 20 on_b || { tail -20 "$WORK/a.log" "$WORK/b.log"; fail "the record never appeared on node-b"; }
+wait_for 20 on_b || { tail -n 20 "$WORK/a.log" "$WORK/b.log"; fail "the record never appeared on node-b"; }
 echo "record on node-b after $((SECONDS - T0)) s"
 [ "$(web_field state)" = running ] || fail "web is not running on node-a"
 [ "$(web_field published)" = True ] || fail "web is not published on node-a"
