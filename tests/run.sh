@@ -49,6 +49,9 @@ step() {
 		FAILURES+=("$name")
 		[ "$rc" -eq 124 ] && echo "(timed out after $limit)" >>"$log"
 		printf 'FAIL  %4ss  (exit %s, log: %s)\n' "$((SECONDS - t))" "$rc" "${log#"$ROOT"/}"
+		# What failed first, with its message: a backtrace or later output
+		# can push it out of the tail (CI once showed only a backtrace).
+		grep -m 5 -A 4 -e 'panicked at' -e '^FAIL' "$log" | head -n 40 | sed 's/^/    ! /'
 		tail -n 15 "$log" | sed 's/^/    | /'
 		;;
 	esac
