@@ -145,9 +145,6 @@ impl Shell for Ctx {
     fn executor(&self) -> &Executor {
         &self.ex
     }
-    fn max_stream_len(&self) -> usize {
-        self.st.borrow().cfg.gossip.max_stream_len
-    }
     fn stream_timeout(&self) -> Duration {
         STREAM_TIMEOUT
     }

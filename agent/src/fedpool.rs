@@ -44,7 +44,6 @@ pub struct Pool {
     wake: Sender<()>,
     microcloud: String,
     max_summary: usize,
-    max_stream_len: usize,
     /// Summary records left out at the last sync (logged when it changes).
     left_out: RefCell<usize>,
     last_saved: RefCell<Vec<u8>>,
@@ -109,7 +108,6 @@ pub fn start(ctx: &Rc<Ctx>, f: &FedConfig) -> Result<Rc<Pool>, StartError> {
     let udp = Async::new(udp).map_err(|e| (111, format!("federation UDP socket: {e}")))?;
     let tcp = Async::new(tcp).map_err(|e| (111, format!("federation TCP socket: {e}")))?;
     let pool = Rc::new(Pool {
-        max_stream_len: f.gossip.max_stream_len,
         node: RefCell::new(node),
         ex: ctx.ex.clone(),
         udp,
@@ -159,9 +157,6 @@ impl Shell for Pool {
     }
     fn executor(&self) -> &Executor {
         &self.ex
-    }
-    fn max_stream_len(&self) -> usize {
-        self.max_stream_len
     }
     fn stream_timeout(&self) -> Duration {
         STREAM_TIMEOUT

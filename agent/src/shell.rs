@@ -37,8 +37,10 @@ pub trait Shell: 'static {
     fn flush(self: &Rc<Self>);
     fn udp(&self) -> &Async<UdpSocket>;
     fn executor(&self) -> &Executor;
-    /// Largest push-pull body accepted (the node's `max_stream_len`).
-    fn max_stream_len(&self) -> usize;
+    /// Largest push-pull body accepted: the node's own bound.
+    fn max_stream_len(&self) -> usize {
+        self.node().config().max_stream_len
+    }
     /// Bound on one push-pull exchange, connect to reply.
     fn stream_timeout(&self) -> Duration;
     /// Names the node in log lines ("" for the LAN node, "federation: ").
