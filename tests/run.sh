@@ -93,6 +93,9 @@ main() {
 	echo "nuvol tests: $(date -u '+%Y-%m-%d %H:%M UTC'), logs in ${LOGS#"$ROOT"/}/"
 	step install-debian-packages 20m install_apt_deps
 	step install-build-tools 30m ./build.sh tools
+	# OpenWRT's own programs (apk, opkg, procd, ubus, uci, uhttpd, usign),
+	# built once per set of pinned tarballs into .cache/upstream.
+	step build-upstream-openwrt 20m tests/lib/upstream.sh
 
 	# The tools build.sh installed into .cache/tools (zig) must be on PATH for
 	# the cargo steps too.
