@@ -15,23 +15,24 @@
 //! config or usage, 111 on a temporary failure (port in use, socket busy).
 
 use std::cell::{RefCell, RefMut};
-use std::future::Future;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use nuvol_control::*;
 use nuvol_gossip as g;
 use smol::channel::{self, Receiver, Sender};
-use smol::{Async, LocalExecutor, Timer};
+use smol::{Async, Timer};
 
 use crate::config::{AgentConfig, Flags};
+use crate::executor::Executor;
+use crate::exit::{temporary, Exit};
 use crate::handlers;
 use crate::metadata::Metadata;
 use crate::shell::{self, Shell};
 use crate::state::{self, Loaded, StateDir};
+use crate::views::{member_view, service_line, service_view};
 use crate::{beacon, log, services, signals};
 
 /// How often saved state is compared with the core's and rewritten if changed.
@@ -105,18 +106,6 @@ pub struct State {
     /// The federation pool, on a super node.
     #[cfg(feature = "heavy")]
     pub fed: Option<Rc<crate::fedpool::Pool>>,
-}
-
-/// The agent's executor. Every spawned future is boxed first, so all tasks
-/// have one type and the task machinery (`async_task`'s raw task functions)
-/// is compiled once instead of once per spawned future: tens of kB of flash.
-pub struct Executor(LocalExecutor<'static>);
-
-impl Executor {
-    pub fn spawn(&self, fut: impl Future<Output = ()> + 'static) -> smol::Task<()> {
-        let boxed: Pin<Box<dyn Future<Output = ()>>> = Box::pin(fut);
-        self.0.spawn(boxed)
-    }
 }
 
 pub struct Ctx {
@@ -193,37 +182,31 @@ pub fn run(args: Vec<String>) -> i32 {
     };
     match start(cfg, flags) {
         Ok(code) => code,
-        Err((code, msg)) => {
-            log::error(&msg);
-            code
+        Err(e) => {
+            log::error(e.message());
+            e.code()
         }
     }
 }
 
-pub type StartError = (i32, String);
-
-fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
+fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, Exit> {
     let dir = StateDir::open(&cfg.state_dir).map_err(|e| {
-        (
-            100,
-            format!(
-                "cannot use state directory {}: {e} (choose one with --state DIR)",
-                cfg.state_dir.display()
-            ),
-        )
+        Exit::Config(format!(
+            "cannot use state directory {}: {e} (choose one with --state DIR)",
+            cfg.state_dir.display()
+        ))
     })?;
-    let udp = UdpSocket::bind(cfg.bind)
-        .map_err(|e| (111, format!("cannot bind UDP {}: {e}", cfg.bind)))?;
-    let tcp = TcpListener::bind(cfg.bind)
-        .map_err(|e| (111, format!("cannot bind TCP {}: {e}", cfg.bind)))?;
+    let udp =
+        UdpSocket::bind(cfg.bind).map_err(temporary(format!("cannot bind UDP {}", cfg.bind)))?;
+    let tcp =
+        TcpListener::bind(cfg.bind).map_err(temporary(format!("cannot bind TCP {}", cfg.bind)))?;
     let advertise = advertise_addr(&cfg);
     let control = bind_control(&cfg)?;
-    let signal_pipe =
-        signals::install().map_err(|e| (111, format!("cannot install signal handlers: {e}")))?;
+    let signal_pipe = signals::install().map_err(temporary("cannot install signal handlers"))?;
 
     let keyring = build_keyring(&cfg, &dir);
     let mut seed = [0u8; 8];
-    getrandom::getrandom(&mut seed).map_err(|e| (111, format!("no randomness: {e}")))?;
+    getrandom::getrandom(&mut seed).map_err(|e| Exit::Temporary(format!("no randomness: {e}")))?;
     let mut node = g::Node::new(
         g::Identity::new(&cfg.name, advertise),
         cfg.gossip.clone(),
@@ -252,11 +235,11 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
 
     let services = services::Services::start(&cfg);
     let (wake_tx, wake_rx) = channel::bounded(1);
-    let ex = Rc::new(Executor(LocalExecutor::new()));
-    let udp = Async::new(udp).map_err(|e| (111, format!("UDP socket: {e}")))?;
-    let tcp = Async::new(tcp).map_err(|e| (111, format!("TCP socket: {e}")))?;
-    let control = Async::new(control).map_err(|e| (111, format!("control socket: {e}")))?;
-    let signal_pipe = Async::new(signal_pipe).map_err(|e| (111, format!("signal pipe: {e}")))?;
+    let ex = Rc::new(Executor::new());
+    let udp = Async::new(udp).map_err(temporary("UDP socket"))?;
+    let tcp = Async::new(tcp).map_err(temporary("TCP socket"))?;
+    let control = Async::new(control).map_err(temporary("control socket"))?;
+    let signal_pipe = Async::new(signal_pipe).map_err(temporary("signal pipe"))?;
     let ctx = Rc::new(Ctx {
         ex: ex.clone(),
         st: RefCell::new(State {
@@ -357,7 +340,7 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
     let joins = ctx.st.borrow().cfg.join.clone();
     ex.spawn(shell::join_loop(ctx.clone(), joins)).detach();
 
-    let code = smol::block_on(ex.0.run(shell::timer_loop(ctx.clone(), wake_rx)));
+    let code = ex.run(shell::timer_loop(ctx.clone(), wake_rx));
     let mut st = ctx.st.borrow_mut();
     let control = st.cfg.control.clone();
     let _ = std::fs::remove_file(&control);
@@ -815,70 +798,6 @@ impl Ctx {
     }
 }
 
-pub fn member_view(node: &g::Node, m: &g::Member, now: g::Instant) -> MemberView {
-    MemberView {
-        name: m.name.clone(),
-        addr: m.addr.to_string(),
-        state: match m.state {
-            g::MemberState::Alive => MemberState::Alive,
-            g::MemberState::Suspect => MemberState::Suspect,
-            g::MemberState::Failed => MemberState::Failed,
-            g::MemberState::Left => MemberState::Left,
-        },
-        microcloud: m.tag("microcloud").unwrap_or_default().to_string(),
-        incarnation: m.incarnation,
-        rtt_us: node.rtt_to(&m.name).map(|d| d.as_micros() as u64),
-        since_change_s: now.saturating_since(m.state_since).as_secs(),
-        tags: m.tags.clone(),
-    }
-}
-
-pub fn health(h: g::Health) -> Health {
-    match h {
-        g::Health::Healthy => Health::Healthy,
-        g::Health::Unhealthy => Health::Unhealthy,
-        g::Health::Unknown => Health::Unknown,
-    }
-}
-
-pub fn search_view(r: &g::SearchResult) -> ServiceView {
-    ServiceView {
-        service_type: r.record.service_type.clone(),
-        description: r.record.description.clone(),
-        host: r.record.host.clone(),
-        ip: r.record.ip.clone(),
-        port: r.record.port,
-        microcloud: r.record.microcloud.clone(),
-        txt: r.record.txt.clone(),
-        health: health(r.record.health),
-        rtt_us: r.rtt_us,
-        load_x100: r.load_x100,
-        quality: r.quality(),
-    }
-}
-
-/// A view of `record` published by `node`, ranked as search would rank it.
-pub fn service_view(core: &g::Node, node: &str, record: &g::ServiceRecord) -> ServiceView {
-    let load_x100 = core
-        .member(node)
-        .and_then(|m| m.tag("load"))
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    search_view(&g::SearchResult {
-        node: node.to_string(),
-        record: record.clone(),
-        rtt_us: core.rtt_to(node).map(|d| d.as_micros() as u64),
-        load_x100,
-    })
-}
-
-fn service_line(v: &ServiceView) -> String {
-    format!(
-        "{}\t{}\t{}\t{}\t{}\n",
-        v.service_type, v.host, v.ip, v.port, v.description
-    )
-}
-
 /// This node's tags: its metadata plus microcloud and version.
 pub fn tags(cfg: &AgentConfig, meta: &Metadata) -> Vec<(String, String)> {
     let mut t = vec![
@@ -959,20 +878,17 @@ fn build_keyring(cfg: &AgentConfig, dir: &StateDir) -> g::Keyring {
 
 /// Binds the control socket with the configured mode (0600 by default),
 /// replacing a stale socket file but never a live agent's.
-fn bind_control(cfg: &AgentConfig) -> Result<UnixListener, StartError> {
+fn bind_control(cfg: &AgentConfig) -> Result<UnixListener, Exit> {
     let path = &cfg.control;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(parent);
     }
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
-            return Err((
-                111,
-                format!(
-                    "another agent already answers on {}; use --control PATH for a second one",
-                    path.display()
-                ),
-            ));
+            return Err(Exit::Temporary(format!(
+                "another agent already answers on {}; use --control PATH for a second one",
+                path.display()
+            )));
         }
         let _ = std::fs::remove_file(path);
     }
@@ -981,15 +897,13 @@ fn bind_control(cfg: &AgentConfig) -> Result<UnixListener, StartError> {
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
     let bound = UnixListener::bind(path);
     nix::sys::stat::umask(old);
-    let listener = bound.map_err(|e| {
-        (
-            111,
-            format!("cannot bind control socket {}: {e}", path.display()),
-        )
-    })?;
+    let listener = bound.map_err(temporary(format!(
+        "cannot bind control socket {}",
+        path.display()
+    )))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.control_mode))
-        .map_err(|e| (111, format!("cannot set mode of {}: {e}", path.display())))?;
+        .map_err(temporary(format!("cannot set mode of {}", path.display())))?;
     if let Some(group) = &cfg.control_group {
         match nix::unistd::Group::from_name(group) {
             Ok(Some(gr)) => {

@@ -18,7 +18,8 @@ use nuvol_gossip as g;
 use smol::io::AsyncReadExt;
 use smol::{Async, Timer};
 
-use crate::agent::{member_view, search_view, service_view, Ctx};
+use crate::agent::Ctx;
+use crate::views::{member_view, search_view, service_view};
 use crate::{log, net};
 
 /// How long a client may take to send its request.

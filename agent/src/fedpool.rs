@@ -23,8 +23,10 @@ use nuvol_gossip as g;
 use smol::channel::{self, Sender};
 use smol::{Async, Timer};
 
-use crate::agent::{advertise_for, Ctx, Executor, StartError};
+use crate::agent::{advertise_for, Ctx};
 use crate::config::FedConfig;
+use crate::executor::Executor;
+use crate::exit::{temporary, Exit};
 use crate::federation;
 use crate::log;
 use crate::shell::{self, Shell};
@@ -53,11 +55,11 @@ pub struct Pool {
 }
 
 /// Binds the pool's sockets, restores its state and starts its tasks.
-pub fn start(ctx: &Rc<Ctx>, f: &FedConfig) -> Result<Rc<Pool>, StartError> {
+pub fn start(ctx: &Rc<Ctx>, f: &FedConfig) -> Result<Rc<Pool>, Exit> {
     let udp = UdpSocket::bind(f.bind)
-        .map_err(|e| (111, format!("cannot bind federation UDP {}: {e}", f.bind)))?;
+        .map_err(temporary(format!("cannot bind federation UDP {}", f.bind)))?;
     let tcp = TcpListener::bind(f.bind)
-        .map_err(|e| (111, format!("cannot bind federation TCP {}: {e}", f.bind)))?;
+        .map_err(temporary(format!("cannot bind federation TCP {}", f.bind)))?;
     let advertise = advertise_for(f.advertise, f.bind);
     let (name, microcloud, version_tags) = {
         let st = ctx.st.borrow();
@@ -81,7 +83,7 @@ pub fn start(ctx: &Rc<Ctx>, f: &FedConfig) -> Result<Rc<Pool>, StartError> {
         }
     };
     let mut seed = [0u8; 8];
-    getrandom::getrandom(&mut seed).map_err(|e| (111, format!("no randomness: {e}")))?;
+    getrandom::getrandom(&mut seed).map_err(|e| Exit::Temporary(format!("no randomness: {e}")))?;
     let mut node = g::Node::new(
         g::Identity::new(&name, advertise),
         f.gossip.clone(),
@@ -105,8 +107,8 @@ pub fn start(ctx: &Rc<Ctx>, f: &FedConfig) -> Result<Rc<Pool>, StartError> {
     // Tags are tiny; they cannot exceed a datagram.
     let _ = node.set_tags(version_tags);
     let (wake_tx, wake_rx) = channel::bounded(1);
-    let udp = Async::new(udp).map_err(|e| (111, format!("federation UDP socket: {e}")))?;
-    let tcp = Async::new(tcp).map_err(|e| (111, format!("federation TCP socket: {e}")))?;
+    let udp = Async::new(udp).map_err(temporary("federation UDP socket"))?;
+    let tcp = Async::new(tcp).map_err(temporary("federation TCP socket"))?;
     let pool = Rc::new(Pool {
         node: RefCell::new(node),
         ex: ctx.ex.clone(),

@@ -11,6 +11,8 @@ mod beacon;
 mod cli;
 mod config;
 mod control;
+mod executor;
+mod exit;
 mod federation;
 #[cfg(feature = "heavy")]
 mod fedpool;
@@ -23,6 +25,7 @@ mod services;
 mod shell;
 mod signals;
 mod state;
+mod views;
 
 use std::path::PathBuf;
 

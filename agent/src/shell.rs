@@ -14,7 +14,7 @@ use nuvol_gossip as g;
 use smol::channel::Receiver;
 use smol::{Async, Timer};
 
-use crate::agent::Executor;
+use crate::executor::Executor;
 use crate::{log, net};
 
 /// Concurrent inbound push-pull streams; more wait to be accepted.
