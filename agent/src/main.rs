@@ -9,6 +9,7 @@ mod agent;
 mod args;
 mod beacon;
 mod cli;
+mod client;
 mod config;
 mod control;
 mod daemon;
@@ -25,6 +26,7 @@ mod metadata;
 mod net;
 mod queries;
 mod reactions;
+mod render;
 mod services;
 mod shell;
 mod signals;
@@ -74,7 +76,7 @@ fn main() {
             agent::run(flags)
         }
         cli::Cmd::PagePasswd => page_passwd(),
-        cli::Cmd::Client(cmd) => cli::execute(cli::control_path(inv.control), inv.json, cmd),
+        cli::Cmd::Client(cmd) => client::execute(cli::control_path(inv.control), inv.json, cmd),
     };
     std::process::exit(code);
 }
