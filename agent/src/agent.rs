@@ -1,18 +1,22 @@
-//! `nuvol agent`: the daemon — a thin IO shell around the sans-IO gossip core.
+//! `nuvol agent`: the daemon's start-up and task wiring — a thin IO shell
+//! around the sans-IO gossip core.
 //!
-//! One thread runs a smol `LocalExecutor`. The [`nuvol_gossip::Node`] lives in
-//! a `RefCell` that every task borrows only between awaits, so there is no
-//! locking and no borrow is ever held across IO. Inputs — UDP datagrams, TCP
-//! push-pull streams, control requests, beacons, signals — are fed to the core
-//! by their own tasks; after each, [`Ctx::flush`] sends what the core wants
-//! sent, acts on its events, and wakes the timer loop, which sleeps until the
-//! core's next deadline ([`nuvol_gossip::Node::poll_timeout`]).
+//! This file binds the sockets, opens the LAN node's gossip host
+//! ([`crate::host`]), builds the shared [`Ctx`] ([`crate::daemon`]) and
+//! spawns the tasks on one thread's executor: the host's IO loops
+//! ([`crate::shell`]), the control server ([`crate::control`]), signals,
+//! periodic saves and metadata, beacons, supervisor notices and, on a super
+//! node, the federation pool's sync. Inputs are fed to the core by their own
+//! tasks; after each, [`Ctx::flush`] sends what the core wants sent, acts
+//! on its events, and wakes the timer loop, which sleeps until the core's
+//! next deadline ([`nuvol_gossip::Node::poll_timeout`]).
 //!
 //! Lifecycle: start (config, state dir, sockets, saved state, join) → run →
 //! on SIGTERM/SIGINT leave gracefully (peers mark this node *left*, not
 //! failed), keep gossiping briefly so the news spreads, save state, remove the
 //! control socket, exit 0. SIGHUP re-reads the config file. Exit 100 on bad
-//! config or usage, 111 on a temporary failure (port in use, socket busy).
+//! config or usage, 111 on a temporary failure (port in use, socket busy):
+//! [`Exit`].
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
