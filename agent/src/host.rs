@@ -224,3 +224,68 @@ impl Refusals {
         self.at.set(Some(now));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, file: &'static str) -> HostSpec {
+        HostSpec {
+            identity: g::Identity::new(name, "127.0.0.1:7946".parse().unwrap()),
+            config: g::Config::lan(),
+            keyring: g::Keyring::plaintext(),
+            tags: Vec::new(),
+            state_file: file,
+            stream_timeout: Duration::from_secs(1),
+            log_prefix: "test: ",
+        }
+    }
+
+    fn open(name: &str, file: &'static str, dir: &StateDir) -> GossipHost {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("a loopback socket");
+        let ex = Rc::new(Executor::new());
+        GossipHost::open(spec(name, file), udp, ex, dir)
+            .expect("opens")
+            .0
+    }
+
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("nuvol-host-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn state_that_does_not_import_is_moved_aside_for_either_host() {
+        // The pool used to only warn and keep the file; both hosts now move
+        // it aside, so the next start does not trip over it again.
+        let path = temp_dir("corrupt");
+        let dir = StateDir::open(&path).unwrap();
+        for file in ["node", "federation"] {
+            dir.save_raw(file, b"not a node state").unwrap();
+            let host = open("a", file, &dir);
+            assert!(!path.join(file).exists(), "{file} left in place");
+            assert!(path.join(format!("{file}.corrupt")).exists());
+            // And the fresh state is saved once, then not again unchanged.
+            host.save_if_changed(&dir);
+            assert!(path.join(file).exists());
+        }
+        let _ = std::fs::remove_dir_all(&path);
+    }
+
+    #[test]
+    fn saved_state_comes_back_and_another_name_starts_fresh() {
+        let path = temp_dir("restore");
+        let dir = StateDir::open(&path).unwrap();
+        let first = open("a", "node", &dir);
+        let incarnation = first.node_ref().incarnation();
+        first.save_if_changed(&dir);
+        let again = open("a", "node", &dir);
+        assert!(again.node_ref().incarnation() > incarnation);
+        // Another node's file is ignored, not moved aside.
+        let other = open("b", "node", &dir);
+        assert_eq!(other.node_ref().name(), "b");
+        assert!(!path.join("node.corrupt").exists());
+        let _ = std::fs::remove_dir_all(&path);
+    }
+}
