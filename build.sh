@@ -336,9 +336,9 @@ reproducible_tar() {
 package_data() {
 	local dest=$2 x keep=""
 	feed_install "$1" "$dest"
-	for x in $(cat "$dest.meta/conffiles"); do
-		[ -f "$dest/$x" ] || keep="${keep:+$keep }$x"
-	done
+	while read -r x; do
+		[ -z "$x" ] || [ -f "$dest/$x" ] || keep="${keep:+$keep }$x"
+	done <"$dest.meta/conffiles"
 	[ -z "$keep" ] && return 0
 	mkdir -p "$dest/lib/upgrade/keep.d"
 	for x in $keep; do printf '%s\n' "$x" >>"$dest/lib/upgrade/keep.d/nuvol"; done
@@ -449,10 +449,10 @@ build_apk() {
 	local file
 	sed '/^$/d' "$meta/conffiles" >"$pl/nuvol.conffiles"
 	: >"$pl/nuvol.conffiles_static"
-	for file in $(cat "$pl/nuvol.conffiles"); do
+	while read -r file; do
 		[ -f "$d/$file" ] || continue
 		printf '%s %s\n' "$file" "$(sha256sum <"$d/$file" | cut -d' ' -f1)" >>"$pl/nuvol.conffiles_static"
-	done
+	done <"$pl/nuvol.conffiles"
 	chmod 0644 "$pl"/*
 	# OpenWRT adds libc to every package; '+pkg' means "select and depend".
 	local depends
@@ -888,7 +888,7 @@ cmd_feed() {
 		gzip -9nc "$dir/$a/Packages" >"$dir/$a/Packages.gz"
 		rm -f "$dir/$a/Packages.sig"
 		[ -z "$usign" ] || "$usign" -S -m "$dir/$a/Packages" -s "$usign_key" || die "feed: usign failed"
-		say "feed: $dir/$a ($(cd "$dir/$a" && ls | tr '\n' ' '))"
+		say "feed: $dir/$a ($(find "$dir/$a" -maxdepth 1 -type f -printf '%f ' | sed 's/ $//'))"
 	done
 }
 
