@@ -330,9 +330,9 @@ reproducible_tar() {
 
 # package_data BIN DESTDIR: the files a package holds, as package-pack.mk
 # lays them out for both formats: the feed's install recipe, then every
-# conffile the package does not ship itself (state the agent makes at run
-# time under /etc/nuvol) listed in lib/upgrade/keep.d/nuvol, so sysupgrade
-# keeps it. Metadata lands in DESTDIR.meta/.
+# conffile the package does not ship itself appended to
+# lib/upgrade/keep.d/nuvol, so sysupgrade keeps it. Metadata lands in
+# DESTDIR.meta/.
 package_data() {
 	local dest=$2 x keep=""
 	feed_install "$1" "$dest"

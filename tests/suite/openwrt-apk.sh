@@ -122,9 +122,9 @@ for BOARD_NAME in $OWRT_BOARDS; do
 	t_check "$BOARD_NAME: apk add nuvol from the signed feed (exit $rc)" [ "$rc" = 0 ]
 	t_check "$BOARD_NAME: every file of nuvol.list in place, the board's binary, the CGI link, config 600" \
 		listed_files_in_place "$R"
-	t_check "$BOARD_NAME: conffiles and conffiles_static beside nuvol.list" \
+	t_check "$BOARD_NAME: conffiles and conffiles_static beside nuvol.list, /etc/nuvol/ in keep.d" \
 		bash -c "grep -qx /etc/config/nuvol '$R/lib/apk/packages/nuvol.conffiles' &&
-			grep -qx /etc/nuvol/ '$R/lib/apk/packages/nuvol.conffiles' &&
+			grep -qx /etc/nuvol/ '$R/lib/upgrade/keep.d/nuvol' &&
 			grep -q '^/etc/config/nuvol [0-9a-f]\{64\}$' '$R/lib/apk/packages/nuvol.conffiles_static'"
 	t_check "$BOARD_NAME: post-install enabled the service (rc.d S95nuvol, K10nuvol)" enabled "$R"
 	# shellcheck disable=SC2016 # $p$root is uhttpd's, literally
