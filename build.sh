@@ -310,6 +310,7 @@ feed_install() {
 		'	$(file >$(META)/section,$(SECTION))' \
 		'	$(file >$(META)/maintainer,$(PKG_MAINTAINER))' \
 		'	$(file >$(META)/license,$(PKG_LICENSE))' \
+		'	$(file >$(META)/license_files,$(PKG_LICENSE_FILES))' \
 		'	$(file >$(META)/url,$(URL))' \
 		'	$(file >$(META)/description,$(Package/nuvol/description))' \
 		'	$(file >$(META)/conffiles,$(Package/nuvol/conffiles))' \
@@ -365,11 +366,12 @@ build_ipk() {
 		printf 'Source: openwrt-feed/net/nuvol\n'
 		printf 'SourceName: nuvol\n'
 		printf 'License: %s\n' "$(cat "$meta/license")"
+		[ -z "$(cat "$meta/license_files")" ] || printf 'LicenseFiles: %s\n' "$(cat "$meta/license_files")"
 		printf 'Section: %s\n' "$(cat "$meta/section")"
 		printf 'SourceDateEpoch: %s\n' "$SOURCE_DATE_EPOCH"
 		# Empty fields are left out, as package-pack.mk's addfield does.
-		[ ! -s "$meta/url" ] || printf 'URL: %s\n' "$(cat "$meta/url")"
-		[ ! -s "$meta/maintainer" ] || printf 'Maintainer: %s\n' "$(cat "$meta/maintainer")"
+		[ -z "$(cat "$meta/url")" ] || printf 'URL: %s\n' "$(cat "$meta/url")"
+		[ -z "$(cat "$meta/maintainer")" ] || printf 'Maintainer: %s\n' "$(cat "$meta/maintainer")"
 		printf 'Architecture: %s\n' "$OPENWRT_ARCH"
 		printf 'Installed-Size: %s\n' "$size"
 		printf 'Description: %s\n' "$(cat "$meta/title")"
@@ -457,8 +459,11 @@ build_apk() {
 	# OpenWRT adds libc to every package; '+pkg' means "select and depend".
 	local depends
 	depends=$(printf 'libc %s' "$(cat "$meta/depends")" | tr ' ' '\n' | sed -n 's/^+//p;/^libc$/p' | paste -sd' ' -)
-	local -a sign=()
+	local -a sign=() optional=()
 	[ -z "${NUVOL_APK_SIGN_KEY:-}" ] || sign=(--sign "$NUVOL_APK_SIGN_KEY")
+	# Empty fields are left out (no home page or contact yet).
+	[ -z "$(cat "$meta/url")" ] || optional+=(--info "url:$(cat "$meta/url")")
+	[ -z "$(cat "$meta/maintainer")" ] || optional+=(--info "maintainer:$(cat "$meta/maintainer")")
 	rm -f "$out"
 	"$APK" mkpkg \
 		--info "name:nuvol" \
@@ -467,8 +472,7 @@ build_apk() {
 		--info "arch:$OPENWRT_ARCH" \
 		--info "license:$(cat "$meta/license")" \
 		--info "origin:openwrt-feed/net/nuvol" \
-		--info "url:$(cat "$meta/url")" \
-		--info "maintainer:$(cat "$meta/maintainer")" \
+		"${optional[@]}" \
 		--script "post-install:$s/post-install" \
 		--script "post-upgrade:$s/post-upgrade" \
 		--script "pre-deinstall:$s/pre-deinstall" \
