@@ -939,7 +939,15 @@ cmd_image() {
 	packages="uhttpd"
 	[ "${FLASH_MB:-0}" -le 16 ] || packages="$packages lxc lxc-attach lxc-create lxc-destroy lxc-info lxc-start lxc-stop lxc-wait"
 	if [ -n "$OPENWRT_ARCH" ]; then
-		cp "$DIST/$board/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk" "$ib/packages/"
+		# An ImageBuilder of OpenWRT >= 25.12 (CONFIG_USE_APK) installs .apk
+		# files, an older one .ipk; either way from packages/, whose index
+		# its package_reload remakes because our file is newer than it.
+		rm -f "$ib/packages"/nuvol_*.ipk "$ib/packages"/nuvol-[0-9]*.apk
+		if grep -qx 'CONFIG_USE_APK=y' "$ib/.config"; then
+			cp "$DIST/$board/nuvol-$APK_VERSION.apk" "$ib/packages/"
+		else
+			cp "$DIST/$board/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk" "$ib/packages/"
+		fi
 		packages="nuvol $packages"
 	else
 		# No opkg arch for this board: the image carries the files the
