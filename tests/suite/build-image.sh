@@ -28,8 +28,10 @@ command -v openssl >/dev/null || t_skip "openssl not installed (the apk ImageBui
 # Packages), package_install (apk add --arch --no-scripts, or opkg
 # --offline-root as rootfs.mk calls it), prepare_rootfs (FILES copied over
 # the root, each post-install script run with IPKG_INSTROOT as rootfs.mk
-# does). Still stand-ins: the feed (libc and uhttpd made by the test; the
-# other PACKAGES are recorded, not installed), no kernel, no image file.
+# does). Still stand-ins: the feed (libc and uhttpd made by the test; only
+# nuvol and its dependencies are installed, the other PACKAGES recorded),
+# base-files (the root starts as tests/lib/openwrt-root.sh lays it out), no
+# kernel, no image file.
 fake_ib() {
 	local dir=$1 arch=$2 pm=${3:-opkg}
 	mkdir -p "$dir/packages" "$dir/target/linux" "$dir/keys"
@@ -46,6 +48,8 @@ fake_ib() {
 		printf '%s\n' "UP:=$UP" "ARCH_PACKAGES:=$arch" "PM:=$pm" \
 			'PACKAGE_DIR:=$(CURDIR)/packages' 'TARGET_DIR:=$(CURDIR)/build_dir/target-root' \
 			'APK:=$(UP)/bin/apk --root $(TARGET_DIR) --keys-dir $(CURDIR)/keys --no-cache --no-logfile --repository $(PACKAGE_DIR)/packages.adb' \
+			'# Only what the test feed has: the rest of PACKAGES is recorded.' \
+			'INSTALL:=$(filter nuvol,$(PACKAGES))' \
 			'OPKG:=IPKG_NO_SCRIPT=1 IPKG_INSTROOT=$(TARGET_DIR) $(UP)/bin/opkg --offline-root $(TARGET_DIR) --force-postinstall --add-dest root:/ --add-arch all:100 --add-arch $(ARCH_PACKAGES):200 -f $(CURDIR)/repositories.conf'
 		printf '%s\n' 'image:' \
 			'	@echo "PROFILE=$(PROFILE)" > $(CURDIR)/called' \
@@ -65,18 +69,18 @@ fake_ib() {
 			'endif' \
 			'package_install:' \
 			'ifeq ($(PM),apk)' \
-			'	$(APK) add --arch $(ARCH_PACKAGES) --no-scripts nuvol' \
+			'	$(if $(INSTALL),$(APK) add --arch $(ARCH_PACKAGES) --no-scripts $(INSTALL))' \
 			'else' \
-			'	$(OPKG) install nuvol' \
+			'	$(if $(INSTALL),$(OPKG) install $(INSTALL))' \
 			'endif' \
 			'prepare_rootfs:' \
 			'	cp -a $(FILES)/. $(TARGET_DIR)/' \
 			'ifeq ($(PM),apk)' \
-			'	tar -C $(TARGET_DIR)/lib/apk/packages -xzf $(TARGET_DIR)/lib/apk/db/scripts.tar.gz' \
-			'	cd $(TARGET_DIR) && for s in lib/apk/packages/*.post-install; do IPKG_INSTROOT=$(TARGET_DIR) bash $$s || exit 1; done' \
+			'	[ ! -f $(TARGET_DIR)/lib/apk/db/scripts.tar.gz ] || tar -C $(TARGET_DIR)/lib/apk/packages -xzf $(TARGET_DIR)/lib/apk/db/scripts.tar.gz' \
+			'	cd $(TARGET_DIR) && for s in lib/apk/packages/*.post-install; do [ -f $$s ] || continue; IPKG_INSTROOT=$(TARGET_DIR) bash $$s || exit 1; done' \
 			'	rm -f $(TARGET_DIR)/lib/apk/packages/*.post-install $(TARGET_DIR)/lib/apk/packages/*.post-upgrade $(TARGET_DIR)/lib/apk/packages/*.pre-deinstall' \
 			'else' \
-			'	cd $(TARGET_DIR) && for s in usr/lib/opkg/info/*.postinst; do IPKG_INSTROOT=$(TARGET_DIR) bash $$s || exit 1; done' \
+			'	cd $(TARGET_DIR) && for s in usr/lib/opkg/info/*.postinst; do [ -f $$s ] || continue; IPKG_INSTROOT=$(TARGET_DIR) bash $$s || exit 1; done' \
 			'endif'
 	} >"$dir/Makefile"
 	# What the base-files package would put in the root first (stand-in).
@@ -150,7 +154,8 @@ if [ -x dist/galileo/nuvol ] || [ -x dist/alix/nuvol ]; then
 			[ -x "$f/usr/bin/nuvol" ] && [ -x "$f/etc/init.d/nuvol" ] && [ -f "$f/etc/config/nuvol" ] &&
 				[ "$(readlink "$f/www/cgi-bin/nuvol")" = /usr/bin/nuvol ] &&
 				[ "$(readlink "$f/etc/rc.d/S95nuvol")" = ../init.d/nuvol ] &&
-				! grep -q "nuvol " "$W3/ib/called" && [ -z "$(ls "$W3/ib/packages")" ]
+				! grep -q "nuvol " "$W3/ib/called" && ! compgen -G "$W3/ib/packages/nuvol*" >/dev/null &&
+				[ -x "$W3/ib/build_dir/target-root/usr/bin/nuvol" ]
 		}
 		t_check "galileo: nuvol's files go in FILES, enabled, no package" galileo_files
 	else
