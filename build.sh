@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# build.sh: cross-compile nuvol for every board, package it for opkg, print
-# the size table; run a local demo microcloud; drive an OpenWRT ImageBuilder.
+# build.sh: cross-compile nuvol for every board, package it for opkg and apk,
+# print the size table; make a signed package feed; run a local demo
+# microcloud; drive an OpenWRT ImageBuilder.
 #
 #   ./build.sh                     build every board in boards/
 #   ./build.sh BOARD...            build some boards
 #   ./build.sh demo [stop]         three agents on loopback, page on :7000
 #   ./build.sh image BOARD --imagebuilder PATH [options]
 #   ./build.sh package BOARD...    re-package dist/BOARD/nuvol, no compiling
-#   ./build.sh tools               install the build tools, build nothing
+#   ./build.sh feed DIR [--apk-key PEM] [--usign-key KEY] [BOARD...]
+#                                  a package feed of the built boards in DIR
+#   ./build.sh tools               install the build tools (and build OpenWRT's
+#                                  apk from ../shared/upstream), build nothing
 #   ./build.sh list                the boards
 #
-# Output: dist/<board>/nuvol and dist/<board>/nuvol_<version>_<arch>.ipk.
+# Output: dist/<board>/nuvol, dist/<board>/nuvol_<version>-<N>_<arch>.ipk
+# (opkg, OpenWRT <= 24.10) and dist/<board>/nuvol-<version>-r<N>.apk (apk,
+# OpenWRT >= 25.12, made with apk-tools 3 `apk mkpkg`).
 #
 # No OpenWRT SDK and no container engine needed: cargo-zigbuild (zig from
 # PyPI) links static musl for every target, and std is rebuilt from source
@@ -208,6 +214,7 @@ ensure_tools() {
 	ensure_rust
 	pick_builder
 	ensure_builder
+	find_apk
 }
 
 # ------------------------------------------------------------------ build --
@@ -303,6 +310,7 @@ feed_install() {
 		'	$(file >$(META)/section,$(SECTION))' \
 		'	$(file >$(META)/maintainer,$(PKG_MAINTAINER))' \
 		'	$(file >$(META)/license,$(PKG_LICENSE))' \
+		'	$(file >$(META)/license_files,$(PKG_LICENSE_FILES))' \
 		'	$(file >$(META)/url,$(URL))' \
 		'	$(file >$(META)/description,$(Package/nuvol/description))' \
 		'	$(file >$(META)/conffiles,$(Package/nuvol/conffiles))' \
@@ -321,6 +329,23 @@ reproducible_tar() {
 		--mtime="@$SOURCE_DATE_EPOCH" -C "$dir" -cf - "$@" | gzip -n -9 >"$out"
 }
 
+# package_data BIN DESTDIR: the files a package holds, as package-pack.mk
+# lays them out for both formats: the feed's install recipe, then every
+# conffile the package does not ship itself appended to
+# lib/upgrade/keep.d/nuvol, so sysupgrade keeps it. Metadata lands in
+# DESTDIR.meta/.
+package_data() {
+	local dest=$2 x keep=""
+	feed_install "$1" "$dest"
+	while read -r x; do
+		[ -z "$x" ] || [ -f "$dest/$x" ] || keep="${keep:+$keep }$x"
+	done <"$dest.meta/conffiles"
+	[ -z "$keep" ] && return 0
+	mkdir -p "$dest/lib/upgrade/keep.d"
+	for x in $keep; do printf '%s\n' "$x" >>"$dest/lib/upgrade/keep.d/nuvol"; done
+	chmod 0644 "$dest/lib/upgrade/keep.d/nuvol"
+}
+
 # build_ipk BOARD BIN OUT: the .ipk opkg installs, built without the SDK:
 # a gzip'd tar of debian-binary, data.tar.gz and control.tar.gz, as
 # OpenWRT's scripts/ipkg-build makes it.
@@ -328,7 +353,7 @@ build_ipk() {
 	local bin=$2 out=$3 work=$CACHE/ipk/$1
 	rm -rf "$work"
 	mkdir -p "$work/control"
-	feed_install "$bin" "$work/data"
+	package_data "$bin" "$work/data"
 	local meta=$work/data.meta c=$work/control
 	local depends size
 	# OpenWRT adds libc to every package; '+pkg' means "select and depend".
@@ -341,10 +366,12 @@ build_ipk() {
 		printf 'Source: openwrt-feed/net/nuvol\n'
 		printf 'SourceName: nuvol\n'
 		printf 'License: %s\n' "$(cat "$meta/license")"
+		[ -z "$(cat "$meta/license_files")" ] || printf 'LicenseFiles: %s\n' "$(cat "$meta/license_files")"
 		printf 'Section: %s\n' "$(cat "$meta/section")"
 		printf 'SourceDateEpoch: %s\n' "$SOURCE_DATE_EPOCH"
-		printf 'URL: %s\n' "$(cat "$meta/url")"
-		printf 'Maintainer: %s\n' "$(cat "$meta/maintainer")"
+		# Empty fields are left out, as package-pack.mk's addfield does.
+		[ -z "$(cat "$meta/url")" ] || printf 'URL: %s\n' "$(cat "$meta/url")"
+		[ -z "$(cat "$meta/maintainer")" ] || printf 'Maintainer: %s\n' "$(cat "$meta/maintainer")"
 		printf 'Architecture: %s\n' "$OPENWRT_ARCH"
 		printf 'Installed-Size: %s\n' "$size"
 		printf 'Description: %s\n' "$(cat "$meta/title")"
@@ -375,6 +402,121 @@ build_ipk() {
 	reproducible_tar "$work" "$out" ./debian-binary ./data.tar.gz ./control.tar.gz
 }
 
+# build_apk BOARD BIN OUT: the .apk OpenWRT 25.12 installs, made by the
+# real `apk mkpkg` the way include/package-pack.mk calls it: the file list
+# in lib/apk/packages/nuvol.list, conffiles and their checksums beside it,
+# and the post-install / post-upgrade / pre-deinstall scripts every package
+# gets (default_postinst / default_prerm from /lib/functions.sh). Signed
+# when NUVOL_APK_SIGN_KEY names a private key (PEM), as the SDK signs with
+# its build key; a repository index signs it anyway (./build.sh feed).
+build_apk() {
+	local bin=$2 out=$3 work=$CACHE/apk/$1
+	rm -rf "$work"
+	mkdir -p "$work/scripts"
+	package_data "$bin" "$work/data"
+	local d=$work/data meta=$work/data.meta s=$work/scripts
+	local pl=$d/lib/apk/packages
+	mkdir -p "$pl"
+	# shellcheck disable=SC2016 # the scripts expand these on the router
+	{
+		echo '#!/bin/sh'
+		echo '[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0'
+		echo '[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0'
+		echo '. ${IPKG_INSTROOT}/lib/functions.sh'
+		echo 'export root="${IPKG_INSTROOT}"'
+		echo 'export pkgname="nuvol"'
+		echo 'add_group_and_user'
+		echo 'default_postinst'
+	} >"$s/post-install"
+	{
+		echo '#!/bin/sh'
+		echo 'export PKG_UPGRADE=1'
+		cat "$s/post-install"
+	} >"$s/post-upgrade"
+	# shellcheck disable=SC2016
+	{
+		echo '#!/bin/sh'
+		echo '[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0'
+		echo '. ${IPKG_INSTROOT}/lib/functions.sh'
+		echo 'export root="${IPKG_INSTROOT}"'
+		echo 'export pkgname="nuvol"'
+		echo 'default_prerm'
+	} >"$s/pre-deinstall"
+	chmod 0755 "$s"/*
+	# The list names itself, as package-pack.mk's find does; the conffiles
+	# files come after it and are not in it.
+	: >"$pl/nuvol.list"
+	(cd "$d" && find . -type f,l -printf '/%P\n' | LC_ALL=C sort) >"$work/list"
+	mv "$work/list" "$pl/nuvol.list"
+	local file
+	sed '/^$/d' "$meta/conffiles" >"$pl/nuvol.conffiles"
+	: >"$pl/nuvol.conffiles_static"
+	while read -r file; do
+		[ -f "$d/$file" ] || continue
+		printf '%s %s\n' "$file" "$(sha256sum <"$d/$file" | cut -d' ' -f1)" >>"$pl/nuvol.conffiles_static"
+	done <"$pl/nuvol.conffiles"
+	chmod 0644 "$pl"/*
+	# OpenWRT adds libc to every package; '+pkg' means "select and depend".
+	local depends
+	depends=$(printf 'libc %s' "$(cat "$meta/depends")" | tr ' ' '\n' | sed -n 's/^+//p;/^libc$/p' | paste -sd' ' -)
+	local -a sign=() optional=()
+	[ -z "${NUVOL_APK_SIGN_KEY:-}" ] || sign=(--sign "$NUVOL_APK_SIGN_KEY")
+	# Empty fields are left out (no home page or contact yet).
+	[ -z "$(cat "$meta/url")" ] || optional+=(--info "url:$(cat "$meta/url")")
+	[ -z "$(cat "$meta/maintainer")" ] || optional+=(--info "maintainer:$(cat "$meta/maintainer")")
+	rm -f "$out"
+	"$APK" mkpkg \
+		--info "name:nuvol" \
+		--info "version:$APK_VERSION" \
+		--info "description:$(tr -s ' \n' ' ' <"$meta/description" | sed 's/^ //;s/ $//')" \
+		--info "arch:$OPENWRT_ARCH" \
+		--info "license:$(cat "$meta/license")" \
+		--info "origin:openwrt-feed/net/nuvol" \
+		"${optional[@]}" \
+		--script "post-install:$s/post-install" \
+		--script "post-upgrade:$s/post-upgrade" \
+		--script "pre-deinstall:$s/pre-deinstall" \
+		--info "depends:$depends" \
+		--files "$d" \
+		--output "$out" "${sign[@]}" >"$CACHE/logs/apk-mkpkg-$1.log" 2>&1 || {
+		cat "$CACHE/logs/apk-mkpkg-$1.log" >&2
+		die "$1: apk mkpkg failed"
+	}
+}
+
+# find_apk: APK, the apk-tools 3 that makes .apk files: $NUVOL_APK, an apk
+# 3 on PATH, or OpenWRT's own (apk-tools 3.0.6, the one 25.12 ships) built
+# from the pinned sources by tests/lib/upstream.sh into .cache/upstream.
+find_apk() {
+	[ -z "${APK:-}" ] || return 0
+	local prefix
+	if [ -n "${NUVOL_APK:-}" ]; then
+		APK=$NUVOL_APK
+	elif command -v apk >/dev/null 2>&1 && apk --version 2>/dev/null | grep -q '^apk-tools 3\.'; then
+		APK=$(command -v apk)
+	elif prefix=$("$ROOT/tests/lib/upstream.sh" --prefix 2>/dev/null); then
+		APK=$prefix/bin/apk
+	else
+		[ -z "${NUVOL_NO_INSTALL:-}" ] || die "apk (apk-tools 3) not found: run ./build.sh tools, or set NUVOL_APK"
+		local dep
+		for dep in gcc:gcc make:make pkg-config:pkg-config python3:python3 flock:util-linux; do
+			need_cmd "${dep%%:*}" "${dep#*:}"
+		done
+		python3 -m pip --version >/dev/null 2>&1 || need_cmd pip3 python3-pip
+		if can_install_apt; then
+			dpkg -s libssl-dev zlib1g-dev >/dev/null 2>&1 || apt_install libssl-dev zlib1g-dev ||
+				die "apt-get install libssl-dev zlib1g-dev failed (see .cache/logs/apt.log)"
+		fi
+		say "building OpenWRT's apk-tools, opkg and usign from ../shared/upstream (tests/lib/upstream.sh, once; log in .cache/logs/upstream.log)"
+		prefix=$("$ROOT/tests/lib/upstream.sh" 2>"$CACHE/logs/upstream.log") || {
+			tail -n 20 "$CACHE/logs/upstream.log" >&2
+			die "tests/lib/upstream.sh failed (see .cache/logs/upstream.log)"
+		}
+		APK=$prefix/bin/apk
+	fi
+	"$APK" --version 2>/dev/null | grep -q '^apk-tools 3\.' || die "$APK is not apk-tools 3"
+}
+
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
 
 # package_setup: the versions and the timestamp every package gets.
@@ -386,6 +528,8 @@ package_setup() {
 	[ "$(feed_var PKG_VERSION)" = "$VERSION" ] ||
 		die "openwrt-feed/net/nuvol/Makefile has PKG_VERSION $(feed_var PKG_VERSION) but Cargo.toml says $VERSION"
 	IPK_VERSION=$VERSION-$release
+	# apk's version syntax: the release is "-rN" (OpenWRT 25.12 does the same).
+	APK_VERSION=$VERSION-r$release
 	# File times inside the package: the last commit's, so the same tree
 	# gives the same bytes (override with SOURCE_DATE_EPOCH).
 	SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)}
@@ -396,40 +540,50 @@ package_setup() {
 # editing a file of the feed, say).
 cmd_package() {
 	[ $# -gt 0 ] || usage_die "usage: ./build.sh package BOARD..."
-	local b ipk
+	local b
 	for b in "$@"; do load_board "$b"; done
 	need_cmd tar tar
 	need_cmd gzip gzip
 	need_cmd make make
+	find_apk
 	package_setup
 	for b in "$@"; do
 		load_board "$b"
 		[ -x "$DIST/$b/nuvol" ] || die "no ${DIST#"$ROOT"/}/$b/nuvol: build it first (./build.sh $b)"
-		[ -n "$OPENWRT_ARCH" ] || die "$b has no OpenWRT package arch, so no .ipk"
-		ipk=$DIST/$b/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk
-		rm -f "$DIST/$b"/nuvol_*.ipk
-		build_ipk "$b" "$DIST/$b/nuvol" "$ipk"
-		say "$b: ${ipk#"$ROOT"/} ($(stat -c %s "$ipk") bytes)"
+		[ -n "$OPENWRT_ARCH" ] || die "$b has no OpenWRT package arch, so no .ipk or .apk"
+		pack_board "$b" "$DIST/$b/nuvol"
+		say "$b: ${PACKED_IPK#"$ROOT"/} ($(stat -c %s "$PACKED_IPK") bytes), ${PACKED_APK#"$ROOT"/} ($(stat -c %s "$PACKED_APK") bytes)"
 	done
+}
+
+# pack_board BOARD BIN: dist/BOARD's .ipk (opkg, OpenWRT <= 24.10) and .apk
+# (apk, OpenWRT >= 25.12), each replacing any older one; sets PACKED_IPK
+# and PACKED_APK.
+pack_board() {
+	PACKED_IPK=$DIST/$1/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk
+	PACKED_APK=$DIST/$1/nuvol-$APK_VERSION.apk
+	rm -f "$DIST/$1"/nuvol_*.ipk "$DIST/$1"/nuvol-*.apk
+	build_ipk "$1" "$2" "$PACKED_IPK"
+	build_apk "$1" "$2" "$PACKED_APK"
 }
 
 # board_failed BOARD WHAT T0: a table row for a board that did not make it;
 # the other boards still build.
 board_failed() {
 	FAILED_BOARDS+=("$1")
-	ROWS+=("$(printf '%-13s %-31s %9s %8s %8s %9s %-6s %5ss' "$1" "$RUST_TARGET" - - - "$SIZE_BUDGET_KIB" FAILED "$((SECONDS - $3))")  ($2)")
+	ROWS+=("$(printf '%-13s %-31s %9s %8s %9s %9s %10s %-6s %5ss' "$1" "$RUST_TARGET" - - - - "$SIZE_BUDGET_KIB" FAILED "$((SECONDS - $3))")  ($2)")
 }
 
 # build_board BOARD INDEX COUNT: compile, check, package one board; appends
 # its row to the size table.
 build_board() {
-	local board=$1 n=$2 count=$3 t0 log bin out ipk="" ipk_bytes="-"
+	local board=$1 n=$2 count=$3 t0 log bin out ipk_bytes="-" apk_bytes="-"
 	load_board "$board"
 	t0=$SECONDS
 	log=$CACHE/logs/build-$board.log
 	mkdir -p "$DIST/$board"
 	# A failed build must not leave last time's binary looking current.
-	rm -f "$DIST/$board/nuvol" "$DIST/$board"/nuvol_*.ipk
+	rm -f "$DIST/$board/nuvol" "$DIST/$board"/nuvol_*.ipk "$DIST/$board"/nuvol-*.apk
 	say "[$n/$count] $board: compiling for $RUST_TARGET${CARGO_FEATURES:+ with features $CARGO_FEATURES} ($BUILDER; log in ${log#"$ROOT"/})"
 	if ! cargo_build "$RUST_TARGET" "$CARGO_FEATURES" "$log" "$RUST_FLAGS"; then
 		grep -E -A12 '^error' "$log" | head -n 40 >&2
@@ -465,12 +619,12 @@ build_board() {
 		return 0
 	fi
 	if [ -n "$OPENWRT_ARCH" ]; then
-		ipk=$DIST/$board/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk
-		say "[$n/$count] $board: packaging ${ipk#"$ROOT"/}"
-		build_ipk "$board" "$out" "$ipk"
-		ipk_bytes=$(stat -c %s "$ipk")
+		say "[$n/$count] $board: packaging nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk and nuvol-$APK_VERSION.apk"
+		pack_board "$board" "$out"
+		ipk_bytes=$(stat -c %s "$PACKED_IPK")
+		apk_bytes=$(stat -c %s "$PACKED_APK")
 	else
-		say "[$n/$count] $board: no .ipk (OpenWRT has no package arch for it; see ./build.sh image $board)"
+		say "[$n/$count] $board: no .ipk or .apk (OpenWRT has no package arch for it; see ./build.sh image $board)"
 	fi
 	local bytes budget status
 	bytes=$(stat -c %s "$out")
@@ -480,8 +634,8 @@ build_board() {
 		status=OVER
 		OVER_BUDGET=$((OVER_BUDGET + 1))
 	}
-	ROWS+=("$(printf '%-13s %-31s %9s %8s %8s %9s %-6s %5ss' "$board" "$RUST_TARGET" "$bytes" "$(kib "$bytes")" \
-		"$ipk_bytes" "$SIZE_BUDGET_KIB" "$status" "$((SECONDS - t0))")")
+	ROWS+=("$(printf '%-13s %-31s %9s %8s %9s %9s %10s %-6s %5ss' "$board" "$RUST_TARGET" "$bytes" "$(kib "$bytes")" \
+		"$ipk_bytes" "$apk_bytes" "$SIZE_BUDGET_KIB" "$status" "$((SECONDS - t0))")")
 }
 
 cmd_build() {
@@ -501,7 +655,7 @@ cmd_build() {
 		build_board "$b" "$i" "${#boards[@]}"
 	done
 	echo
-	printf '%-13s %-31s %9s %8s %8s %9s %-6s %6s\n' board target "bin bytes" "bin KiB" "ipk bytes" "budget KiB" status time
+	printf '%-13s %-31s %9s %8s %9s %9s %10s %-6s %6s\n' board target "bin bytes" "bin KiB" "ipk bytes" "apk bytes" "budget KiB" status time
 	printf '%s\n' "${ROWS[@]}"
 	echo
 	say "built $((${#boards[@]} - ${#FAILED_BOARDS[@]})) of ${#boards[@]} board(s) in $((SECONDS - t0)) s into ${DIST#"$ROOT"/}/"
@@ -661,6 +815,87 @@ cmd_demo() {
 	EOF
 }
 
+# ------------------------------------------------------------------- feed --
+
+# cmd_feed DIR [--apk-key PEM] [--usign-key KEY] [BOARD...]: a package feed
+# of what dist/ holds, one folder per package arch as OpenWRT's own feeds
+# are laid out: DIR/<arch>/ with the .apk files and their index
+# packages.adb (apk mkndx, signed with PEM, an EC key as `openssl ecparam
+# -name prime256v1 -genkey` makes it), and the .ipk files with Packages,
+# Packages.gz and, with a usign secret key, Packages.sig (as the
+# ImageBuilder's package_index makes them). A router trusts the feed once its
+# public keys are in /etc/apk/keys/ (apk) or added with opkg-key (opkg).
+cmd_feed() {
+	local dir="" apk_key="" usign_key=""
+	local -a boards=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--apk-key) apk_key=${2:-}; shift 2 || usage_die "--apk-key needs a PEM file" ;;
+		--usign-key) usign_key=${2:-}; shift 2 || usage_die "--usign-key needs a usign secret key" ;;
+		-*) usage_die "feed: unknown option $1" ;;
+		*)
+			if [ -z "$dir" ]; then dir=$1; else boards+=("$1"); fi
+			shift
+			;;
+		esac
+	done
+	[ -n "$dir" ] || usage_die "usage: ./build.sh feed DIR [--apk-key PEM] [--usign-key KEY] [BOARD...]"
+	[ -z "$apk_key" ] || [ -r "$apk_key" ] || usage_die "feed: cannot read the apk key $apk_key"
+	[ -z "$usign_key" ] || [ -r "$usign_key" ] || usage_die "feed: cannot read the usign key $usign_key"
+	[ ${#boards[@]} -gt 0 ] || mapfile -t boards < <(all_boards)
+	local b
+	for b in "${boards[@]}"; do load_board "$b"; done
+	find_apk
+	package_setup
+	local usign=""
+	if [ -n "$usign_key" ]; then
+		usign=$(dirname "$APK")/usign
+		[ -x "$usign" ] || usign=$(command -v usign) || die "feed: usign not found (./build.sh tools builds it)"
+	fi
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	local -a arches=()
+	for b in "${boards[@]}"; do
+		load_board "$b"
+		[ -n "$OPENWRT_ARCH" ] || continue
+		local ipk=$DIST/$b/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk apk=$DIST/$b/nuvol-$APK_VERSION.apk
+		if [ ! -f "$ipk" ] || [ ! -f "$apk" ]; then
+			[ ${#boards[@]} -eq "$(all_boards | wc -l)" ] && continue
+			die "feed: no packages for $b in ${DIST#"$ROOT"/}/$b (./build.sh $b)"
+		fi
+		mkdir -p "$dir/$OPENWRT_ARCH"
+		# Two boards of one arch (turris-mox, rpi3) build different binaries
+		# only through their features; the first board listed wins.
+		case " ${arches[*]} " in *" $OPENWRT_ARCH "*) continue ;; esac
+		arches+=("$OPENWRT_ARCH")
+		rm -f "$dir/$OPENWRT_ARCH"/nuvol*
+		cp "$ipk" "$apk" "$dir/$OPENWRT_ARCH/"
+	done
+	[ ${#arches[@]} -gt 0 ] || die "feed: dist/ holds no packages (./build.sh first)"
+	local a f
+	for a in "${arches[@]}"; do
+		local -a sign=(--allow-untrusted)
+		[ -z "$apk_key" ] || sign+=(--sign "$apk_key")
+		(cd "$dir/$a" && rm -f packages.adb && "$APK" mkndx "${sign[@]}" --output packages.adb ./*.apk) \
+			>"$CACHE/logs/apk-mkndx.log" 2>&1 || {
+			cat "$CACHE/logs/apk-mkndx.log" >&2
+			die "feed: apk mkndx failed for $a"
+		}
+		# Packages: each .ipk's control stanza plus where and what it is,
+		# as OpenWRT's scripts/ipkg-make-index.sh writes it.
+		: >"$dir/$a/Packages"
+		for f in "$dir/$a"/*.ipk; do
+			tar -xzOf "$f" ./control.tar.gz | tar -xzOf - ./control | sed '/^$/d' >>"$dir/$a/Packages"
+			printf 'Filename: %s\nSize: %s\nSHA256sum: %s\n\n' "${f##*/}" "$(stat -c %s "$f")" \
+				"$(sha256sum <"$f" | cut -d' ' -f1)" >>"$dir/$a/Packages"
+		done
+		gzip -9nc "$dir/$a/Packages" >"$dir/$a/Packages.gz"
+		rm -f "$dir/$a/Packages.sig"
+		[ -z "$usign" ] || "$usign" -S -m "$dir/$a/Packages" -s "$usign_key" || die "feed: usign failed"
+		say "feed: $dir/$a ($(find "$dir/$a" -maxdepth 1 -type f -printf '%f ' | sed 's/ $//'))"
+	done
+}
+
 # ------------------------------------------------------------------ image --
 
 cmd_image() {
@@ -704,7 +939,15 @@ cmd_image() {
 	packages="uhttpd"
 	[ "${FLASH_MB:-0}" -le 16 ] || packages="$packages lxc lxc-attach lxc-create lxc-destroy lxc-info lxc-start lxc-stop lxc-wait"
 	if [ -n "$OPENWRT_ARCH" ]; then
-		cp "$DIST/$board/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk" "$ib/packages/"
+		# An ImageBuilder of OpenWRT >= 25.12 (CONFIG_USE_APK) installs .apk
+		# files, an older one .ipk; either way from packages/, whose index
+		# its package_reload remakes because our file is newer than it.
+		rm -f "$ib/packages"/nuvol_*.ipk "$ib/packages"/nuvol-[0-9]*.apk
+		if grep -qx 'CONFIG_USE_APK=y' "$ib/.config"; then
+			cp "$DIST/$board/nuvol-$APK_VERSION.apk" "$ib/packages/"
+		else
+			cp "$DIST/$board/nuvol_${IPK_VERSION}_$OPENWRT_ARCH.ipk" "$ib/packages/"
+		fi
 		packages="nuvol $packages"
 	else
 		# No opkg arch for this board: the image carries the files the
@@ -754,7 +997,7 @@ main() {
 	tools)
 		ensure_tools
 		ensure_qemu arm
-		say "tools ready: builder $BUILDER$(command -v cargo-zigbuild >/dev/null && echo " ($(cargo-zigbuild -V))"), rust $(toolchain) with rust-src, zig $(zig version 2>/dev/null || python3 -m ziglang version)"
+		say "tools ready: builder $BUILDER$(command -v cargo-zigbuild >/dev/null && echo " ($(cargo-zigbuild -V))"), rust $(toolchain) with rust-src, zig $(zig version 2>/dev/null || python3 -m ziglang version), $("$APK" --version | cut -d, -f1) ($APK)"
 		;;
 	demo)
 		shift
@@ -767,6 +1010,10 @@ main() {
 	package)
 		shift
 		cmd_package "$@"
+		;;
+	feed)
+		shift
+		cmd_feed "$@"
 		;;
 	-*) usage_die "unknown option $1 (see ./build.sh --help)" ;;
 	*) cmd_build "$@" ;;

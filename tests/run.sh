@@ -109,6 +109,8 @@ main() {
 	# The heavier-node extension (federation) is a feature of the agent only.
 	step cargo-clippy-heavy 20m nice -n 10 cargo clippy -p nuvol --features heavy --all-targets -- -D warnings
 	step cargo-test-heavy 20m nice -n 10 cargo test -p nuvol --features heavy --bins --test federation
+	# The feed must build with OpenWRT 24.10's Rust (rust-version).
+	step msrv 30m tests/lib/msrv.sh
 	# The pure cores stay no_std + alloc: built for a bare-metal target, whose
 	# core and alloc come from rust-src (no std exists there to lean on).
 	step no-std-cores 15m env RUSTC_BOOTSTRAP=1 nice -n 10 cargo build -p nuvol-gossip -p nuvol-supervise \
