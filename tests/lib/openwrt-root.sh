@@ -5,6 +5,9 @@
 #   owrt_mount R PREFIX            the mounts R needs; ONLY inside a private
 #                                  mount namespace (unshare -m): they bind host
 #                                  library folders, read-only, into R
+#   owrt_in R CMD...               run CMD in R (chroot, OpenWRT's PATH, clean env)
+#   owrt_boot R LOG                syslogd (R/var/log/messages), ubusd, procd
+#                                  (its log in LOG) in R; pids added to T_PIDS
 #
 # R gets busybox (static, as /bin/sh and its applets, as on a router),
 # OpenWRT's rc.common, functions.sh, service.sh and procd.sh (byte-exact
@@ -38,7 +41,8 @@ owrt_root() {
 	cp "$OWRT_FILES/package/base-files/files/lib/functions/service.sh" "$r/lib/functions/service.sh"
 	cp "$OWRT_FILES/package/system/procd/files/procd.sh" "$r/lib/functions/procd.sh"
 	cp "$prefix/sbin/procd" "$prefix/sbin/ubusd" "$r/sbin/"
-	cp "$prefix/bin/ubus" "$prefix/bin/jshn" "$prefix/bin/uhttpd" "$r/usr/bin/" 2>/dev/null
+	cp "$prefix/bin/ubus" "$prefix/bin/jshn" "$r/usr/bin/"
+	cp "$prefix/bin/uhttpd" "$r/usr/sbin/uhttpd"
 	cp "$prefix/bin/uci" "$r/sbin/uci"
 	cp "$prefix/share/libubox/jshn.sh" "$r/usr/share/libubox/jshn.sh"
 	printf 'root:x:0:0:root:/root:/bin/ash\nnobody:*:65534:65534:nobody:/var:/bin/false\n' >"$r/etc/passwd"
@@ -47,12 +51,23 @@ owrt_root() {
 	printf 'root:::0:99999:7:::\nnobody:*:0:0:99999:7:::\n' >"$r/etc/shadow"
 	chmod 600 "$r/etc/shadow"
 	printf "config system\n\toption hostname 'OpenWrt'\n" >"$r/etc/config/system"
-	# base-files' /lib/config/uci.sh is not among the copies; procd.sh needs
-	# its uci_get (one dotted argument) for the system-wide respawn settings.
+	# The uci package's /lib/config/uci.sh is not among the copies: these
+	# are the two functions the scripts here use. uci_get (procd.sh reads
+	# the system-wide respawn settings with it) and uci_load, behind
+	# functions.sh's config_load (uhttpd's init script): `uci export` is
+	# shell syntax that functions.sh's config/option/list functions read.
 	mkdir -p "$r/lib/config"
 	cat >"$r/lib/config/uci.sh" <<-'EOF'
 		uci_get() {
 			uci -q get "$1${2:+.$2}${3:+.$3}" || { [ -n "${4-}" ] && echo "$4"; }
+		}
+		uci_load() {
+			local data
+			CONFIG_SECTIONS= CONFIG_NUM_SECTIONS=0 CONFIG_SECTION=
+			data="$(uci -P /var/state -S -n export "$1" 2>/dev/null)" || return 1
+			[ -z "$data" ] || eval "$data"
+			${CONFIG_SECTION:+config_cb}
+			return 0
 		}
 	EOF
 	# reload_config as base-files has it: tell procd about each config file
@@ -79,7 +94,7 @@ owrt_root() {
 	install -m 0644 "$feed/files/nuvol.config" "$r/etc/config/nuvol"
 	install -m 0755 "$feed/files/nuvol.uci-defaults" "$r/etc/uci-defaults/90-nuvol"
 	mkdir -p "$r/www/cgi-bin" "$r/usr/share/nuvol/templates"
-	ln -s /usr/bin/nuvol "$r/www/cgi-bin/nuvol"
+	install -m 0755 "$feed/files/nuvol.cgi" "$r/www/cgi-bin/nuvol"
 	cp "$ROOT"/agent/lxc/templates/*.app "$r/usr/share/nuvol/templates/"
 }
 
@@ -100,4 +115,26 @@ owrt_mount() {
 	mkdir -p "$r/lib"
 	[ -e "$r/lib/x86_64-linux-gnu" ] || ln -s /usr/lib/x86_64-linux-gnu "$r/lib/x86_64-linux-gnu"
 	[ -e "$r/lib64" ] || ln -s /usr/lib64 "$r/lib64"
+}
+
+owrt_in() {
+	local r=$1
+	shift
+	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root chroot "$r" "$@"
+}
+
+owrt_boot() {
+	local r=$1 log=$2
+	owrt_in "$r" /bin/syslogd -n -O /var/log/messages &
+	T_PIDS+=($!)
+	owrt_in "$r" /sbin/ubusd &
+	T_PIDS+=($!)
+	t_wait 10 test -S "$r/var/run/ubus/ubus.sock" || { echo "ubusd did not start" >&2; return 1; }
+	owrt_in "$r" /sbin/procd -S -s /var/run/ubus/ubus.sock >"$log" 2>&1 &
+	T_PIDS+=($!)
+	t_wait 10 owrt_in "$r" ubus list service >/dev/null 2>&1 || {
+		echo "procd did not register the service object:" >&2
+		cat "$log" >&2
+		return 1
+	}
 }

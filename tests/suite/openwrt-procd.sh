@@ -48,7 +48,7 @@ R=$WORK/root
 ip link set lo up || { echo "FAIL no loopback in the namespace"; exit 1; }
 owrt_root "$R" "$PREFIX" "$NUVOL_BIN" || { echo "FAIL cannot lay out the root"; exit 1; }
 owrt_mount "$R" "$PREFIX" || { echo "FAIL cannot mount the root"; exit 1; }
-in_root() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root chroot "$R" "$@"; }
+in_root() { owrt_in "$R" "$@"; }
 NUVOL=$NUVOL_BIN
 
 # --------------------------------------------------------- first boot --
@@ -93,15 +93,7 @@ B_SOCK=$WORK/b.sock
 T_PIDS+=($!)
 
 # ------------------------------------------------------- ubusd + procd --
-in_root /bin/syslogd -n -O /var/log/messages &
-T_PIDS+=($!)
-in_root /sbin/ubusd &
-T_PIDS+=($!)
-t_wait 10 test -S "$R/var/run/ubus/ubus.sock" || { echo "FAIL ubusd did not start"; exit 1; }
-in_root /sbin/procd -S -s /var/run/ubus/ubus.sock >"$WORK/procd.log" 2>&1 &
-T_PIDS+=($!)
-service_up() { in_root ubus list service >/dev/null 2>&1; }
-t_wait 10 service_up || { echo "FAIL procd did not register the service object"; cat "$WORK/procd.log"; exit 1; }
+owrt_boot "$R" "$WORK/procd.log" || { echo "FAIL cannot start ubusd and procd"; exit 1; }
 
 # ---------------------------------------------------- enable / disable --
 in_root /etc/init.d/nuvol enable
