@@ -318,7 +318,11 @@ pub fn open_realm(httpd_conf: &str, shadow: &str, path: &str) -> OpenRealm {
 fn unprotected(page: &PageConfig, base: &str, refuse: &dyn Fn(u16, &str) -> Reply) -> Reply {
     let conf = std::fs::read_to_string(&page.httpd_conf).unwrap_or_default();
     let shadow = std::fs::read_to_string(&page.shadow_file).unwrap_or_default();
-    let path = if base.is_empty() { "/cgi-bin/nuvol" } else { base };
+    let path = if base.is_empty() {
+        "/cgi-bin/nuvol"
+    } else {
+        base
+    };
     match open_realm(&conf, &shadow, path) {
         OpenRealm::NoPassword(account) => refuse(
             403,
@@ -407,11 +411,21 @@ mod tests {
             open_realm(REALM, "root:!:1::::::\n", "/cgi-bin/nuvol"),
             OpenRealm::StaleServer("root".into())
         );
-        assert_eq!(open_realm("", pw, "/cgi-bin/nuvol"), OpenRealm::NotProtected);
-        assert_eq!(open_realm(REALM, "", "/cgi-bin/nuvol"), OpenRealm::NotProtected);
+        assert_eq!(
+            open_realm("", pw, "/cgi-bin/nuvol"),
+            OpenRealm::NotProtected
+        );
+        assert_eq!(
+            open_realm(REALM, "", "/cgi-bin/nuvol"),
+            OpenRealm::NotProtected
+        );
         // A realm with a fixed password or for another path does not count.
         assert_eq!(
-            open_realm("/cgi-bin/nuvol:root:secret\n/cgi-bin/luci:root:$p$root\n", no_pw, "/cgi-bin/nuvol"),
+            open_realm(
+                "/cgi-bin/nuvol:root:secret\n/cgi-bin/luci:root:$p$root\n",
+                no_pw,
+                "/cgi-bin/nuvol"
+            ),
             OpenRealm::NotProtected
         );
         // A realm on a parent path covers the page, as in uhttpd.
@@ -427,13 +441,26 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let init = dir.join("uhttpd");
         let marker = dir.join("restarted");
-        std::fs::write(&init, format!("#!/bin/sh\necho \"$1\" >> {}\n", marker.display())).unwrap();
-        std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::write(
+            &init,
+            format!("#!/bin/sh\necho \"$1\" >> {}\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let stamp = dir.join("stamp");
         assert!(restart_web_server(&init, &stamp, 1000));
-        assert!(!restart_web_server(&init, &stamp, 1000 + RESTART_EVERY_S - 1));
+        assert!(!restart_web_server(
+            &init,
+            &stamp,
+            1000 + RESTART_EVERY_S - 1
+        ));
         assert!(restart_web_server(&init, &stamp, 1000 + RESTART_EVERY_S));
-        assert!(!restart_web_server(&dir.join("missing"), &dir.join("stamp2"), 5));
+        assert!(!restart_web_server(
+            &dir.join("missing"),
+            &dir.join("stamp2"),
+            5
+        ));
         // Each started restart runs INIT restart (a second later).
         let mut seen = String::new();
         for _ in 0..50 {
