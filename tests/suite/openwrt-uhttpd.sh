@@ -13,6 +13,8 @@
 #     restart uhttpd (503, "reload in a few seconds"), then uhttpd asks for
 #     the login: 401 without or with wrong credentials, the page with root's
 #     password; no manual restart;
+#   - a fresh install's overview says gossip is unencrypted and POST /key
+#     (CSRF token required) makes, installs and uses a key, shown once;
 #   - POST + CSRF through uhttpd: no token -> 403 and nothing reaches the
 #     agent, the page's token -> 303 and the service is published;
 #   - the same with uhttpd's no_symlinks (-S).
@@ -101,6 +103,22 @@ t_check "another user: 401" status_is 401
 req root:Router-pw-1 GET /
 t_check "root's password: the page" status_is 200
 t_check "... with this node" body_has "$NAME"
+
+# ------------------------------------------------ unencrypted microcloud --
+info_says() { "$NUVOL_BIN" --control "$R/var/run/nuvol.sock" info 2>/dev/null | grep -q "$1"; }
+req root:Router-pw-1 GET /
+t_check "a fresh install: the overview says gossip is not encrypted" body_has "is NOT encrypted"
+TOKEN=$(grep -o 'name=csrf value="[^"]*"' "$WORK/body" | head -1 | sed 's/.*value="//; s/"$//')
+req root:Router-pw-1 POST /key "key="
+t_check "POST /key without the token -> 403" status_is 403
+t_check "... and the agent still has no key" info_says "0 installed, encryption off"
+req root:Router-pw-1 POST /key "key=&csrf=$TOKEN"
+t_check "POST /key with the token: 200, a new key to copy" status_is 200
+KEY=$(sed -n 's/.*<pre>\([A-Za-z0-9+/=]\{44\}\)<\/pre>.*/\1/p' "$WORK/body")
+t_check "... shown once on the page ($KEY)" [ -n "$KEY" ]
+t_check "... and the agent encrypts with it" info_says "1 installed, encryption on"
+req root:Router-pw-1 GET /
+t_check "... so the overview no longer warns" eval '! body_has "is NOT encrypted"'
 
 # ---------------------------------------------------------- POST + CSRF --
 published() { "$NUVOL_BIN" --control "$R/var/run/nuvol.sock" services 2>/dev/null | grep -q "$1"; }
