@@ -36,6 +36,11 @@ use crate::{beacon, log, services, signals};
 
 /// How often saved state is compared with the core's and rewritten if changed.
 const SAVE_INTERVAL: Duration = Duration::from_secs(2);
+/// The state file changes with every join, leave, refutation and user event;
+/// a copy in RAM ([`state::volatile_dir`]) follows each change, the state
+/// directory (flash on a router) gets it at most this often, and at start
+/// after a boot, on an owner's publish/unpublish and on stop.
+const FLASH_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often /proc is read again for the node's tags.
 const METADATA_INTERVAL: Duration = Duration::from_secs(30);
 /// A real change of the node's metadata (load, free memory) is announced at
@@ -98,7 +103,12 @@ pub struct State {
     monitors: Vec<Sender<ChangeView>>,
     /// Pending queries by id: a handful at most, so a list (no hash map code).
     queries: Vec<(u64, PendingQuery)>,
+    /// What the state directory and the RAM copy hold, and when the state
+    /// directory was last written.
     last_saved: Vec<u8>,
+    volatile: Option<StateDir>,
+    last_volatile: Vec<u8>,
+    flashed_at: Duration,
     exit: Option<i32>,
     leaving: bool,
     pub services: services::Services,
@@ -230,7 +240,21 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
         keyring,
         u64::from_le_bytes(seed),
     );
-    match dir.load_raw("node") {
+    // The RAM copy, when this boot has one, is as new as the flash copy or newer.
+    let volatile = state::volatile_dir(&cfg.control, &cfg.state_dir);
+    let from_ram = volatile
+        .as_ref()
+        .and_then(|v| match v.load_raw("node") {
+            Loaded::Ok(bytes) => Some(bytes),
+            _ => None,
+        })
+        .filter(|bytes| node.import_state(bytes).is_ok())
+        .is_some();
+    match if from_ram {
+        Loaded::Missing
+    } else {
+        dir.load_raw("node")
+    } {
         Loaded::Ok(bytes) => match node.import_state(&bytes) {
             Ok(()) => {}
             Err(g::InputError::OtherNode) => log::warn(&format!(
@@ -271,6 +295,9 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
             monitors: Vec::new(),
             queries: Vec::new(),
             last_saved: Vec::new(),
+            volatile,
+            last_volatile: Vec::new(),
+            flashed_at: Duration::ZERO,
             exit: None,
             leaving: false,
             services,
@@ -293,8 +320,13 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, StartError> {
         }
     }
     // Persist the bumped incarnation before anything else: a crash loop must
-    // still come back with ever higher incarnations.
-    ctx.save_state();
+    // still come back with ever higher incarnations (from the RAM copy; after
+    // a boot, from flash).
+    if from_ram {
+        ctx.save_state();
+    } else {
+        ctx.persist_state();
+    }
     {
         let st = ctx.st.borrow();
         log::info(&format!(
@@ -395,15 +427,42 @@ impl Ctx {
         let _ = self.wake.try_send(());
     }
 
-    /// Writes the core's state if it changed since the last write.
+    /// Writes the core's state, if it changed, to the RAM copy, and to the
+    /// state directory when [`FLASH_INTERVAL`] has passed since its last write.
     pub fn save_state(&self) {
-        let mut st = self.st.borrow_mut();
+        self.save_state_now(false);
+    }
+
+    /// Writes the core's state, if it changed, to the state directory now
+    /// (and the RAM copy): at stop, and after the owner changed the catalog.
+    pub fn persist_state(&self) {
+        self.save_state_now(true);
+    }
+
+    fn save_state_now(&self, to_flash: bool) {
+        let mut guard = self.st.borrow_mut();
+        let st = &mut *guard;
         let bytes = st.node.export_state();
-        if bytes == st.last_saved {
+        let mut to_flash = to_flash || st.volatile.is_none();
+        if let Some(v) = &st.volatile {
+            if bytes != st.last_volatile {
+                match v.save_raw("node", &bytes) {
+                    Ok(()) => st.last_volatile = bytes.clone(),
+                    Err(_) => to_flash = true,
+                }
+            }
+        }
+        let now = self.clock.elapsed();
+        if bytes == st.last_saved
+            || !(to_flash || now.saturating_sub(st.flashed_at) >= FLASH_INTERVAL)
+        {
             return;
         }
         match st.dir.save_raw("node", &bytes) {
-            Ok(()) => st.last_saved = bytes,
+            Ok(()) => {
+                st.last_saved = bytes;
+                st.flashed_at = now;
+            }
             Err(e) => log::warn(&format!(
                 "cannot save state to {}: {e}",
                 st.dir.path().display()
@@ -753,7 +812,7 @@ impl Ctx {
         self.ex
             .spawn(async move {
                 Timer::after(grace).await;
-                ctx.save_state();
+                ctx.persist_state();
                 ctx.st.borrow_mut().exit = Some(code);
                 let _ = ctx.wake.try_send(());
             })
