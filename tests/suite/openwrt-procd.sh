@@ -11,11 +11,13 @@
 #   - enable / disable make and remove /etc/rc.d/S95nuvol and K10nuvol;
 #   - start: procd runs the agent and it joins a second agent (outside the
 #     root) on loopback;
-#   - kill -9 of the agent: procd respawns it (new pid) and it rejoins;
+#   - kill -9 of the agent: procd respawns it (new pid) and it rejoins; the
+#     state changes meanwhile went to RAM, the flash copy was not rewritten;
 #   - uci set + uci commit + reload_config: procd's config.change trigger
 #     runs `/etc/init.d/nuvol reload`, the agent applies it by SIGHUP (same
 #     pid, the new service is supervised); `/etc/init.d/nuvol reload` too;
-#   - stop: the second agent sees the node "left", not "failed";
+#   - stop: the second agent sees the node "left", not "failed", and the
+#     state is written to flash;
 #   - a broken config: the agent exits 100 on each try and procd gives up
 #     after respawn_retry + 1 runs (the system-wide respawn settings of
 #     /etc/config/system apply: the init script's bare `respawn`).
@@ -113,12 +115,17 @@ in_root /etc/init.d/nuvol start
 t_check "start: procd runs the agent" t_wait 10 eval '[ -n "$(agent_pid)" ]'
 t_check "the agent under procd joins node-b" t_wait 20 a_alive_on_b
 PID1=$(agent_pid)
+inode() { stat -c %i "$1" 2>/dev/null; }
+FLASH_NODE=$(inode "$R/etc/nuvol/node")
+t_check "the state file is on flash after the first start" [ -n "$FLASH_NODE" ]
 
 # ------------------------------------------------------------- respawn --
 kill -9 "$PID1"
 respawned() { local p; p=$(agent_pid); [ -n "$p" ] && [ "$p" != "$PID1" ] && kill -0 "$p" 2>/dev/null; }
 t_check "kill -9: procd respawns the agent" t_wait 15 respawned
 t_check "the respawned agent is alive on node-b again" t_wait 20 a_alive_on_b
+t_check "its state changes went to RAM (/var/run/nuvol.volatile/node), not flash" \
+	eval '[ -s "$R/var/run/nuvol.volatile/node" ] && [ "$(inode "$R/etc/nuvol/node")" = "$FLASH_NODE" ]'
 # shellcheck disable=SC2034 # read by the eval checks below
 PID2=$(agent_pid)
 
@@ -144,6 +151,7 @@ t_check "... without a restart (same pid)" eval '[ "$(agent_pid)" = "$PID2" ]'
 in_root /etc/init.d/nuvol stop
 t_check "stop: node-b sees the node left, not failed" t_wait 15 eval '[ "$(state_on_b "$NAME")" = left ]'
 t_check "stop: the agent is gone" t_wait 12 eval '! kill -0 "$PID2" 2>/dev/null'
+t_check "stop: the state is written to flash" eval '[ "$(inode "$R/etc/nuvol/node")" != "$FLASH_NODE" ]'
 sleep 2
 t_check "... and node-b never saw it failed" eval '! grep -q "$NAME.*failed" "$WORK/b.log"'
 
