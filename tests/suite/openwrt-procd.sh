@@ -96,6 +96,12 @@ T_PIDS+=($!)
 
 # ------------------------------------------------------- ubusd + procd --
 owrt_boot "$R" "$WORK/procd.log" || { echo "FAIL cannot start ubusd and procd"; exit 1; }
+# uci-defaults once more, now with a syslog to tell.
+before=$(md5sum <"$R/etc/config/nuvol")
+in_root /bin/sh /etc/uci-defaults/90-nuvol >/dev/null 2>&1
+idempotent() { [ "$(md5sum <"$R/etc/config/nuvol")" = "$before" ] && [ "$(grep -c nuvol "$R/etc/httpd.conf")" = 1 ]; }
+t_check "run again, it changes nothing (same config, one realm line)" idempotent
+t_check "it tells the log where the cluster key goes" grep -q "nuvol keys generate" "$R/var/log/messages"
 
 # ---------------------------------------------------- enable / disable --
 in_root /etc/init.d/nuvol enable
