@@ -18,8 +18,10 @@ use nuvol_gossip as g;
 use smol::io::AsyncReadExt;
 use smol::{Async, Timer};
 
-use crate::agent::{member_view, search_view, service_view, Ctx};
-use crate::{log, net};
+use crate::daemon::Ctx;
+use crate::services::{AppRequest, LocalRequest, ServiceRequest};
+use crate::views::{member_view, search_view, service_view};
+use crate::{log, net, services};
 
 /// How long a client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,7 +40,8 @@ pub async fn accept_loop(ctx: Rc<Ctx>, listener: Async<UnixListener>) {
         };
         let c = ctx.clone();
         let active = active.clone();
-        ctx.ex
+        ctx.host
+            .ex
             .spawn(async move {
                 let busy = active.get() >= MAX_CONNS;
                 if !busy {
@@ -160,22 +163,16 @@ pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
     match req {
         Request::Info => info(ctx),
         Request::Members => {
-            let st = ctx.st.borrow();
-            Response::Members(
-                st.node
-                    .members()
-                    .map(|m| member_view(&st.node, m, now))
-                    .collect(),
-            )
+            let node = ctx.host.node_ref();
+            Response::Members(node.members().map(|m| member_view(&node, m, now)).collect())
         }
         Request::Services => {
-            let st = ctx.st.borrow();
-            let me = st.node.name().to_string();
+            let node = ctx.host.node_ref();
+            let me = node.name().to_string();
             Response::Services(
-                st.node
-                    .own_records()
+                node.own_records()
                     .iter()
-                    .map(|r| service_view(&st.node, &me, r))
+                    .map(|r| service_view(&node, &me, r))
                     .collect(),
             )
         }
@@ -186,7 +183,7 @@ pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
             r
         }
         Request::Unpublish { service_type, port } => {
-            let removed = ctx.st.borrow_mut().node.unpublish(now, &service_type, port);
+            let removed = ctx.host.node().unpublish(now, &service_type, port);
             ctx.persist_state();
             ctx.flush();
             if removed {
@@ -202,12 +199,12 @@ pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
             scope,
         } => search(ctx, service_type, scope).await,
         Request::Rtt { node } => {
-            let st = ctx.st.borrow();
-            if st.node.member(&node).is_none() {
+            let core = ctx.host.node_ref();
+            if core.member(&node).is_none() {
                 return error(format!("no member named '{node}'"));
             }
             Response::Rtt {
-                rtt_us: st.node.rtt_to(&node).map(|d| d.as_micros() as u64),
+                rtt_us: core.rtt_to(&node).map(|d| d.as_micros() as u64),
                 node,
             }
         }
@@ -215,7 +212,7 @@ pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
             if name.is_empty() {
                 return error("an event needs a name");
             }
-            let r = ctx.st.borrow_mut().node.fire_event(&name, &payload);
+            let r = ctx.host.node().fire_event(&name, &payload);
             ctx.flush();
             match r {
                 Ok(()) => Response::Ok,
@@ -236,22 +233,50 @@ pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
         }
         Request::Join { addrs } => join(ctx, addrs).await,
         Request::Leave => {
-            ctx.st.borrow_mut().node.leave(now);
+            ctx.host.node().leave(now);
             ctx.flush();
             Response::Ok
         }
         Request::Keys(cmd) => keys(ctx, cmd),
         Request::Monitor => error("monitor is a stream; it is handled before dispatch"),
-        Request::ServiceList
-        | Request::ServiceStatus { .. }
-        | Request::ServiceControl { .. }
-        | Request::ServiceLogs { .. }
-        | Request::AppTemplates
-        | Request::AppList
-        | Request::AppInstall { .. }
-        | Request::AppControl { .. }
-        | Request::AppStatus { .. } => crate::services::dispatch(ctx, req).await,
+        Request::ServiceList => local(ctx, LocalRequest::Service(ServiceRequest::List)).await,
+        Request::ServiceStatus { name } => {
+            local(ctx, LocalRequest::Service(ServiceRequest::Status { name })).await
+        }
+        Request::ServiceControl { name, action } => {
+            let req = ServiceRequest::Control { name, action };
+            local(ctx, LocalRequest::Service(req)).await
+        }
+        Request::ServiceLogs { name, lines } => {
+            let req = ServiceRequest::Logs { name, lines };
+            local(ctx, LocalRequest::Service(req)).await
+        }
+        Request::AppTemplates => local(ctx, LocalRequest::App(AppRequest::Templates)).await,
+        Request::AppList => local(ctx, LocalRequest::App(AppRequest::List)).await,
+        Request::AppInstall { template, name } => {
+            let req = AppRequest::Install { template, name };
+            local(ctx, LocalRequest::App(req)).await
+        }
+        Request::AppControl { name, action } => {
+            let req = AppRequest::Control { name, action };
+            local(ctx, LocalRequest::App(req)).await
+        }
+        Request::AppStatus { name } => {
+            local(ctx, LocalRequest::App(AppRequest::Status { name })).await
+        }
     }
+}
+
+/// A `service …` or `app …` request, answered by the supervisor or the
+/// app facade; an install or uninstall changes what is supervised.
+async fn local(ctx: &Rc<Ctx>, req: LocalRequest) -> Response {
+    let reapply = req.changes_apps();
+    let handles = ctx.st.borrow().services.handles();
+    let resp = services::answer(handles, req).await;
+    if reapply {
+        ctx.st.borrow().services.apply();
+    }
+    resp
 }
 
 /// A search: this node's catalog; for the global scope also what the
@@ -265,7 +290,8 @@ async fn search(ctx: &Rc<Ctx>, service_type: Option<String>, scope: Scope) -> Re
             service_type: service_type.clone(),
             microcloud: (!global).then(|| st.cfg.microcloud.clone()),
         };
-        let local: Vec<ServiceView> = st.node.search(&filter).iter().map(search_view).collect();
+        let found = ctx.host.node_ref().search(&filter);
+        let local: Vec<ServiceView> = found.iter().map(search_view).collect();
         (local, st.cfg.microcloud.clone())
     };
     if !global {
@@ -277,13 +303,12 @@ async fn search(ctx: &Rc<Ctx>, service_type: Option<String>, scope: Scope) -> Re
     let wait = Duration::from_millis(QUERY_TIMEOUT_MS + 500);
     let _ = net::timeout(wait, done.recv()).await;
     let answers = ctx.finish_query(id);
-    let st = ctx.st.borrow();
+    let node = ctx.host.node_ref();
     // Only members that are super nodes may answer for other microclouds.
     let decoded = answers
         .into_iter()
         .filter(|a| {
-            st.node
-                .member(&a.node)
+            node.member(&a.node)
                 .is_some_and(|m| m.tag(SUPER_TAG.0) == Some(SUPER_TAG.1))
         })
         .filter_map(|a| federation::decode_answer(&a.payload).ok())
@@ -293,7 +318,7 @@ async fn search(ctx: &Rc<Ctx>, service_type: Option<String>, scope: Scope) -> Re
 
 fn info(ctx: &Rc<Ctx>) -> Response {
     let st = ctx.st.borrow();
-    let n = &st.node;
+    let n = ctx.host.node_ref();
     let alive = n
         .members()
         .filter(|m| m.state == g::MemberState::Alive)
@@ -328,7 +353,7 @@ fn publish(ctx: &Rc<Ctx>, spec: PublishSpec) -> Response {
     if spec.service_type.is_empty() || spec.port == 0 {
         return error("a service needs a type and a port (1-65535)");
     }
-    let mut st = ctx.st.borrow_mut();
+    let st = ctx.st.borrow();
     let record = g::ServiceRecord {
         service_type: spec.service_type,
         description: spec.description,
@@ -339,7 +364,7 @@ fn publish(ctx: &Rc<Ctx>, spec: PublishSpec) -> Response {
         txt: spec.txt,
         health: g::Health::Unknown,
     };
-    match st.node.publish(record) {
+    match ctx.host.node().publish(record) {
         Ok(()) => Response::Ok,
         Err(e) => error(format!("not published: {e}")),
     }
@@ -357,7 +382,7 @@ async fn join(ctx: &Rc<Ctx>, addrs: Vec<String>) -> Response {
         Ok(a) => a,
         Err(e) => return error(e),
     };
-    let local = match crate::shell::Shell::udp(&**ctx).get_ref().local_addr() {
+    let local = match ctx.host.udp().get_ref().local_addr() {
         Ok(a) => a,
         Err(e) => return error(format!("gossip socket: {e}")),
     };
@@ -372,7 +397,7 @@ async fn join(ctx: &Rc<Ctx>, addrs: Vec<String>) -> Response {
     }
     let ok: Vec<_> = resolved.iter().filter_map(|(_, r)| *r).collect();
     let now = ctx.now();
-    ctx.st.borrow_mut().node.join(now, &ok);
+    ctx.host.node().join(now, &ok);
     ctx.flush();
     Response::Ok
 }
@@ -388,9 +413,9 @@ fn keys(ctx: &Rc<Ctx>, cmd: KeyCommand) -> Response {
             };
         }
         KeyCommand::List => {
-            let st = ctx.st.borrow();
             return Response::Keys(
-                st.node
+                ctx.host
+                    .node_ref()
                     .keyring()
                     .keys()
                     .iter()
@@ -404,17 +429,17 @@ fn keys(ctx: &Rc<Ctx>, cmd: KeyCommand) -> Response {
         }
         KeyCommand::Install(k) => match parse(&k) {
             Ok(key) => {
-                ctx.st.borrow_mut().node.keyring_mut().install(key);
+                ctx.host.node().keyring_mut().install(key);
                 Ok(())
             }
             Err(e) => return error(e),
         },
         KeyCommand::Use(k) => match parse(&k) {
-            Ok(key) => ctx.st.borrow_mut().node.keyring_mut().use_key(&key),
+            Ok(key) => ctx.host.node().keyring_mut().use_key(&key),
             Err(e) => return error(e),
         },
         KeyCommand::Remove(k) => match parse(&k) {
-            Ok(key) => ctx.st.borrow_mut().node.keyring_mut().remove(&key),
+            Ok(key) => ctx.host.node().keyring_mut().remove(&key),
             Err(e) => return error(e),
         },
     };

@@ -269,7 +269,7 @@ mod heavy {
                     && h.port == r.record.port
             });
             if !dup {
-                hits.push(crate::agent::search_view(r));
+                hits.push(crate::views::search_view(r));
             }
         }
         hits.sort_by_key(|h| core::cmp::Reverse(h.quality));
@@ -345,7 +345,7 @@ mod tests {
     }
 
     fn hit(t: &str, host: &str, port: u16, mc: &str, quality: u8) -> ServiceView {
-        let mut v = crate::agent::search_view(&g::SearchResult {
+        let mut v = crate::views::search_view(&g::SearchResult {
             node: host.into(),
             record: record(t, host, port, mc),
             rtt_us: Some(1000),

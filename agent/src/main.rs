@@ -9,20 +9,29 @@ mod agent;
 mod args;
 mod beacon;
 mod cli;
+mod client;
 mod config;
 mod control;
+mod daemon;
+mod executor;
+mod exit;
 mod federation;
 #[cfg(feature = "heavy")]
 mod fedpool;
 mod handlers;
+mod host;
 mod libc_shim;
 mod log;
 mod metadata;
 mod net;
+mod queries;
+mod reactions;
+mod render;
 mod services;
 mod shell;
 mod signals;
 mod state;
+mod views;
 
 use std::path::PathBuf;
 
@@ -67,7 +76,7 @@ fn main() {
             agent::run(flags)
         }
         cli::Cmd::PagePasswd => page_passwd(),
-        cli::Cmd::Client(cmd) => cli::execute(cli::control_path(inv.control), inv.json, cmd),
+        cli::Cmd::Client(cmd) => client::execute(cli::control_path(inv.control), inv.json, cmd),
     };
     std::process::exit(code);
 }

@@ -127,6 +127,34 @@ pub async fn write_frame(w: &mut (impl AsyncWrite + Unpin), body: &[u8]) -> io::
     w.flush().await
 }
 
+/// The address peers should use for a socket bound to `bind`: `advertise`,
+/// else the bind address, else (bound to 0.0.0.0) the first up,
+/// non-loopback IPv4 address. The LAN node and the federation pool each
+/// have their own.
+pub fn advertise_for(
+    advertise: Option<std::net::SocketAddr>,
+    bind: std::net::SocketAddr,
+) -> std::net::SocketAddr {
+    if let Some(a) = advertise {
+        return a;
+    }
+    if !bind.ip().is_unspecified() {
+        return bind;
+    }
+    use nix::net::if_::InterfaceFlags as F;
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for ifa in addrs {
+            if !ifa.flags.contains(F::IFF_UP) || ifa.flags.contains(F::IFF_LOOPBACK) {
+                continue;
+            }
+            if let Some(sin) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
+                return std::net::SocketAddr::from((sin.ip(), bind.port()));
+            }
+        }
+    }
+    std::net::SocketAddr::from(([127, 0, 0, 1], bind.port()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::pick_family;

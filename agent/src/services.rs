@@ -4,14 +4,14 @@
 //! `config service` sections of the agent config become supervised
 //! instances; every installed app becomes one too (`app-NAME`, a watcher
 //! process that keeps its container running). The supervisor runs on its own
-//! thread and reports health-driven publish/unpublish notices, which
-//! [`notice_loop`] turns into catalog records. App installs and other
+//! thread and reports health-driven publish/unpublish notices
+//! ([`Services::notices`]), which become catalog records
+//! ([`published_record`]). App installs and other
 //! `lxc-*` work run on blocking threads, so a slow download never stalls
 //! gossip. Pid records and output FIFOs go to a directory next to the
 //! control socket (`<control>.run/supervise`), which is on tmpfs on OpenWRT.
 
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use nuvol_control::*;
@@ -21,7 +21,6 @@ use nuvol_supervise::os::{Notice, Options, Supervisor};
 use nuvol_supervise::service::ServiceDef;
 use smol::channel::{self, Receiver};
 
-use crate::agent::Ctx;
 use crate::config::AgentConfig;
 use crate::log;
 
@@ -140,7 +139,8 @@ impl Services {
         self.apply();
     }
 
-    fn apply(&self) {
+    /// Gives the supervisor the current service and app definitions.
+    pub fn apply(&self) {
         let Some(sup) = &self.sup else { return };
         let mut all = self.defs.clone();
         if let Some(a) = &self.apps {
@@ -169,38 +169,30 @@ impl Services {
     }
 }
 
-/// Turns the supervisor's health-driven notices into catalog records.
-pub async fn notice_loop(ctx: Rc<Ctx>) {
-    let rx = ctx.st.borrow().services.notices.clone();
-    while let Ok(n) = rx.recv().await {
-        let now = ctx.now();
-        {
-            let mut st = ctx.st.borrow_mut();
-            match n {
-                Notice::Publish { service, record } => {
-                    let ip =
-                        record_ip(&record.txt).unwrap_or_else(|| st.advertise.ip().to_string());
-                    let r = g::ServiceRecord {
-                        service_type: record.service_type,
-                        description: record.description,
-                        host: String::new(),
-                        ip,
-                        port: record.port,
-                        microcloud: st.cfg.microcloud.clone(),
-                        txt: record.txt,
-                        health: g::Health::Healthy,
-                    };
-                    if let Err(e) = st.node.publish(r) {
-                        log::warn(&format!("service {service}: not published: {e}"));
-                    }
-                }
-                Notice::Unpublish { record, .. } => {
-                    st.node.unpublish(now, &record.service_type, record.port);
-                }
-            }
-        }
-        ctx.save_state();
-        ctx.flush();
+impl Services {
+    /// The supervisor's health-driven publish/unpublish notices.
+    pub fn notices(&self) -> Receiver<Notice> {
+        self.notices.clone()
+    }
+}
+
+/// The catalog record a supervisor's publish notice asks for: on the
+/// agent's address `agent_ip` unless the record names its own.
+pub fn published_record(
+    record: PublishSpec,
+    agent_ip: std::net::IpAddr,
+    microcloud: &str,
+) -> g::ServiceRecord {
+    let ip = record_ip(&record.txt).unwrap_or_else(|| agent_ip.to_string());
+    g::ServiceRecord {
+        service_type: record.service_type,
+        description: record.description,
+        host: String::new(),
+        ip,
+        port: record.port,
+        microcloud: microcloud.to_string(),
+        txt: record.txt,
+        health: g::Health::Healthy,
     }
 }
 
@@ -220,106 +212,138 @@ fn error(message: impl Into<String>) -> Response {
     }
 }
 
-/// Answers the `service …` and `app …` requests.
-///
-/// The whole answer is worked out on one blocking thread (supervisor round
-/// trips and `lxc-*` runs block): one `unblock` instead of one per step keeps
-/// a single task type in the binary, not one per request kind.
-pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
-    let (sup, apps) = {
-        let st = ctx.st.borrow();
-        (st.services.sup.clone(), st.services.apps.clone())
-    };
-    // An installed app is supervised from now on (started, published when
-    // healthy); an uninstalled one loses its instance and, through the
-    // supervisor, its records.
-    let reapply = matches!(
-        req,
-        Request::AppInstall { .. }
-            | Request::AppControl {
-                action: Action::Uninstall,
-                ..
-            }
-    );
-    let resp = smol::unblock(move || answer(sup.as_deref(), apps.as_deref(), req)).await;
-    if reapply {
-        ctx.st.borrow().services.apply();
-    }
-    resp
+/// A `service …` request of the control protocol.
+pub enum ServiceRequest {
+    List,
+    Status { name: String },
+    Control { name: String, action: Action },
+    Logs { name: String, lines: u32 },
 }
 
-fn answer(sup: Option<&Supervisor>, apps: Option<&Apps>, req: Request) -> Response {
-    let no_sup = || error("the supervisor is not running on this node (see the agent log)");
-    let no_apps = || error("apps are off on this node (see the agent log)");
-    match req {
-        Request::ServiceList
-        | Request::ServiceStatus { .. }
-        | Request::ServiceControl { .. }
-        | Request::ServiceLogs { .. } => {
-            let Some(s) = sup else { return no_sup() };
-            let r = match req {
-                Request::ServiceList => s.list().map(Response::Instances),
-                Request::ServiceStatus { name } => {
-                    s.status(&name).map(|v| Response::Instances(vec![v]))
-                }
-                Request::ServiceControl { name, action } => {
-                    s.control(&name, action).map(|()| Response::Ok)
-                }
-                Request::ServiceLogs { name, lines } => s
-                    .logs(&name, lines.min(10_000) as usize)
-                    .map(Response::Logs),
-                _ => return error("not a service request"),
-            };
-            r.unwrap_or_else(|e| error(e.to_string()))
+/// An `app …` request of the control protocol.
+pub enum AppRequest {
+    Templates,
+    List,
+    Status { name: String },
+    Install { template: String, name: String },
+    Control { name: String, action: Action },
+}
+
+/// A request the supervisor or the app facade answers.
+pub enum LocalRequest {
+    Service(ServiceRequest),
+    App(AppRequest),
+}
+
+impl LocalRequest {
+    /// An installed app is supervised from now on (started, published when
+    /// healthy); an uninstalled one loses its instance and, through the
+    /// supervisor, its records: both change the supervisor's set.
+    pub fn changes_apps(&self) -> bool {
+        matches!(
+            self,
+            LocalRequest::App(
+                AppRequest::Install { .. }
+                    | AppRequest::Control {
+                        action: Action::Uninstall,
+                        ..
+                    }
+            )
+        )
+    }
+}
+
+/// The supervisor and the app facade, for one request's blocking thread.
+pub struct Handles {
+    sup: Option<Arc<Supervisor>>,
+    apps: Option<Arc<Apps>>,
+}
+
+impl Services {
+    pub fn handles(&self) -> Handles {
+        Handles {
+            sup: self.sup.clone(),
+            apps: self.apps.clone(),
         }
-        Request::AppTemplates
-        | Request::AppList
-        | Request::AppStatus { .. }
-        | Request::AppInstall { .. }
-        | Request::AppControl { .. } => {
-            let Some(a) = apps else { return no_apps() };
-            match req {
-                Request::AppTemplates => Response::Templates(a.templates()),
-                Request::AppList => Response::Apps(with_supervision(sup, a.list())),
-                Request::AppStatus { name } => match a.status(&name) {
-                    Ok(v) => Response::Apps(with_supervision(sup, vec![v])),
-                    Err(e) => error(e.to_string()),
-                },
-                Request::AppInstall { template, name } => match a.install(&template, &name) {
-                    Ok(view) => Response::Apps(vec![view]),
-                    Err(e) => error(e.to_string()),
-                },
-                Request::AppControl { name, action } => {
-                    let instance = format!("{APP_PREFIX}{name}");
-                    match action {
-                        // Through the supervisor, so it does not fight a manual start/stop.
-                        Action::Start | Action::Stop | Action::Restart => {
-                            let Some(s) = sup else { return no_sup() };
-                            match s.control(&instance, action) {
-                                Ok(()) => match a.status(&name) {
-                                    Ok(v) => Response::Apps(vec![v]),
-                                    Err(e) => error(e.to_string()),
-                                },
-                                Err(e) => error(e.to_string()),
-                            }
-                        }
-                        Action::Publish | Action::Unpublish => {
-                            let Some(s) = sup else { return no_sup() };
-                            done(s.control(&instance, action))
-                        }
-                        Action::Uninstall => {
-                            if let Some(s) = sup {
-                                let _ = s.stop(&instance);
-                            }
-                            done(a.uninstall(&name))
-                        }
-                        Action::Reload => error("apps have no reload; use restart"),
+    }
+}
+
+/// Answers a `service …` or `app …` request. If
+/// [`LocalRequest::changes_apps`], the caller re-applies the supervisor's
+/// set afterwards ([`Services::apply`]).
+///
+/// The whole answer is worked out on one blocking thread (supervisor round
+/// trips and `lxc-*` runs block): one `unblock` instead of one per step
+/// keeps a single task type in the binary, not one per request kind.
+pub async fn answer(h: Handles, req: LocalRequest) -> Response {
+    smol::unblock(move || match req {
+        LocalRequest::Service(r) => match h.sup.as_deref() {
+            Some(s) => service(s, r),
+            None => no_sup(),
+        },
+        LocalRequest::App(r) => match h.apps.as_deref() {
+            Some(a) => app(h.sup.as_deref(), a, r),
+            None => error("apps are off on this node (see the agent log)"),
+        },
+    })
+    .await
+}
+
+fn no_sup() -> Response {
+    error("the supervisor is not running on this node (see the agent log)")
+}
+
+fn service(s: &Supervisor, req: ServiceRequest) -> Response {
+    let r = match req {
+        ServiceRequest::List => s.list().map(Response::Instances),
+        ServiceRequest::Status { name } => s.status(&name).map(|v| Response::Instances(vec![v])),
+        ServiceRequest::Control { name, action } => s.control(&name, action).map(|()| Response::Ok),
+        ServiceRequest::Logs { name, lines } => s
+            .logs(&name, lines.min(10_000) as usize)
+            .map(Response::Logs),
+    };
+    r.unwrap_or_else(|e| error(e.to_string()))
+}
+
+fn app(sup: Option<&Supervisor>, a: &Apps, req: AppRequest) -> Response {
+    match req {
+        AppRequest::Templates => Response::Templates(a.templates()),
+        AppRequest::List => Response::Apps(with_supervision(sup, a.list())),
+        AppRequest::Status { name } => match a.status(&name) {
+            Ok(v) => Response::Apps(with_supervision(sup, vec![v])),
+            Err(e) => error(e.to_string()),
+        },
+        AppRequest::Install { template, name } => match a.install(&template, &name) {
+            Ok(view) => Response::Apps(vec![view]),
+            Err(e) => error(e.to_string()),
+        },
+        AppRequest::Control { name, action } => {
+            let instance = format!("{APP_PREFIX}{name}");
+            match action {
+                // Through the supervisor, so it does not fight a manual start/stop.
+                Action::Start | Action::Stop | Action::Restart => {
+                    let Some(s) = sup else { return no_sup() };
+                    match s.control(&instance, action) {
+                        Ok(()) => match a.status(&name) {
+                            Ok(v) => Response::Apps(vec![v]),
+                            Err(e) => error(e.to_string()),
+                        },
+                        Err(e) => error(e.to_string()),
                     }
                 }
-                _ => error("not an app request"),
+                Action::Publish | Action::Unpublish => {
+                    let Some(s) = sup else { return no_sup() };
+                    done(s.control(&instance, action))
+                }
+                Action::Uninstall => {
+                    if let Some(s) = sup {
+                        let _ = s.stop(&instance);
+                    }
+                    done(a.uninstall(&name))
+                }
+                Action::Reload => error("apps have no reload; use restart"),
             }
         }
-        _ => error("not a service or app request"),
     }
 }
 
