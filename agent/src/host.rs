@@ -350,7 +350,10 @@ mod tests {
         first.persist(&dir); // what the agent does after a boot
         let flashed = std::fs::read(path.join("node")).unwrap();
         // A change: RAM only, the flash copy stays as it was.
-        first.node().set_tags(vec![("k".into(), "v".into())]).unwrap();
+        first
+            .node()
+            .set_tags(vec![("k".into(), "v".into())])
+            .unwrap();
         first.save_if_changed(&dir);
         assert_eq!(std::fs::read(path.join("node")).unwrap(), flashed);
         assert_ne!(std::fs::read(ram.join("node")).unwrap(), flashed);
