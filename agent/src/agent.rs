@@ -118,6 +118,7 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, Exit> {
         state_file: "node",
         stream_timeout: STREAM_TIMEOUT,
         log_prefix: "",
+        volatile: crate::state::volatile_dir(&cfg.control, &cfg.state_dir),
     };
     let ex = Rc::new(Executor::new());
     let (host, wake_rx) = GossipHost::open(spec, udp, ex.clone(), &dir)?;
@@ -141,8 +142,13 @@ fn start(cfg: AgentConfig, flags: Flags) -> Result<i32, Exit> {
         }
     }
     // Persist the bumped incarnation before anything else: a crash loop must
-    // still come back with ever higher incarnations.
-    ctx.save_state();
+    // still come back with ever higher incarnations (from the RAM copy; after
+    // a boot, from flash).
+    if ctx.host.from_ram {
+        ctx.save_state();
+    } else {
+        ctx.persist_state();
+    }
     {
         let st = ctx.st.borrow();
         log::info(&format!(

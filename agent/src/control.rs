@@ -178,13 +178,13 @@ pub async fn dispatch(ctx: &Rc<Ctx>, req: Request) -> Response {
         }
         Request::Publish(spec) => {
             let r = publish(ctx, spec);
-            ctx.save_state();
+            ctx.persist_state();
             ctx.flush();
             r
         }
         Request::Unpublish { service_type, port } => {
             let removed = ctx.host.node().unpublish(now, &service_type, port);
-            ctx.save_state();
+            ctx.persist_state();
             ctx.flush();
             if removed {
                 Response::Ok

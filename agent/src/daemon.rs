@@ -118,9 +118,15 @@ impl Ctx {
         shell::flush(self, |ev| self.on_event(ev));
     }
 
-    /// Writes the core's state if it changed since the last write.
+    /// Writes the core's state if it changed: to the RAM copy, to the state
+    /// directory at most hourly ([`crate::host::FLASH_INTERVAL`]).
     pub fn save_state(&self) {
         self.host.save_if_changed(&self.st.borrow().dir);
+    }
+
+    /// Writes the core's state to the state directory now, if it changed.
+    pub fn persist_state(&self) {
+        self.host.persist(&self.st.borrow().dir);
     }
 
     /// Writes the keyring now (after a keys command).
@@ -372,7 +378,7 @@ impl Ctx {
             .ex
             .spawn(async move {
                 Timer::after(grace).await;
-                ctx.save_state();
+                ctx.persist_state();
                 ctx.st.borrow_mut().exit = Some(code);
                 ctx.host.wake();
             })

@@ -87,6 +87,8 @@ pub fn start(
         state_file: STATE_FILE,
         stream_timeout: STREAM_TIMEOUT,
         log_prefix: "federation: ",
+        // Super nodes are servers and bigger boards: no RAM copy.
+        volatile: None,
     };
     let (host, wake_rx) = GossipHost::open(spec, udp, ex.clone(), dir)?;
     let tcp = Async::new(tcp).map_err(temporary("federation TCP socket"))?;

@@ -36,7 +36,16 @@ pub struct HostSpec {
     pub stream_timeout: Duration,
     /// Names the node in log lines ("" for the LAN node, "federation: ").
     pub log_prefix: &'static str,
+    /// A RAM copy of the state file ([`crate::state::volatile_dir`]): it gets
+    /// every change and is read first; the state directory (flash) gets
+    /// the state at most every [`FLASH_INTERVAL`] and on [`GossipHost::persist`].
+    pub volatile: Option<StateDir>,
 }
+
+/// How often at most a changed state reaches the state directory while a
+/// RAM copy takes every change (the file changes with each join, leave and
+/// refutation: too often for a router's flash).
+pub const FLASH_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub struct GossipHost {
     node: RefCell<g::Node>,
@@ -47,6 +56,12 @@ pub struct GossipHost {
     clock: std::time::Instant,
     refusals: Refusals,
     last_saved: RefCell<Vec<u8>>,
+    volatile: Option<StateDir>,
+    last_volatile: RefCell<Vec<u8>>,
+    /// When the state directory was last written (time since the host opened).
+    flashed_at: Cell<Duration>,
+    /// Whether the state came from the RAM copy (a restart, not a boot).
+    pub from_ram: bool,
     state_file: &'static str,
     pub stream_timeout: Duration,
     pub log_prefix: &'static str,
@@ -74,7 +89,20 @@ impl GossipHost {
             u64::from_le_bytes(seed),
         );
         let file = spec.state_file;
-        match dir.load_raw(file) {
+        // The RAM copy, when this boot has one, is as new as flash or newer.
+        let from_ram = spec
+            .volatile
+            .as_ref()
+            .and_then(|v| match v.load_raw(file) {
+                Loaded::Ok(bytes) => Some(bytes),
+                _ => None,
+            })
+            .is_some_and(|bytes| node.import_state(&bytes).is_ok());
+        match if from_ram {
+            Loaded::Missing
+        } else {
+            dir.load_raw(file)
+        } {
             Loaded::Ok(bytes) => match node.import_state(&bytes) {
                 Ok(()) => {}
                 Err(g::InputError::OtherNode) => log::warn(&format!(
@@ -103,6 +131,10 @@ impl GossipHost {
             clock: std::time::Instant::now(),
             refusals: Refusals::default(),
             last_saved: RefCell::new(Vec::new()),
+            volatile: spec.volatile,
+            last_volatile: RefCell::new(Vec::new()),
+            flashed_at: Cell::new(Duration::ZERO),
+            from_ram,
             state_file: file,
             stream_timeout: spec.stream_timeout,
             log_prefix: prefix,
@@ -149,14 +181,40 @@ impl GossipHost {
         self.refusals.check(self);
     }
 
-    /// Writes the node's state to `dir` if it changed since the last write.
+    /// Writes the node's state, if it changed, to the RAM copy, and to `dir`
+    /// when [`FLASH_INTERVAL`] has passed since its last write there (at
+    /// once without a RAM copy).
     pub fn save_if_changed(&self, dir: &StateDir) {
+        self.save(dir, false);
+    }
+
+    /// Writes the node's state, if it changed, to `dir` now (and the RAM
+    /// copy): after a boot, an owner's publish, and at stop.
+    pub fn persist(&self, dir: &StateDir) {
+        self.save(dir, true);
+    }
+
+    fn save(&self, dir: &StateDir, to_flash: bool) {
         let bytes = self.node.borrow().export_state();
-        if bytes == *self.last_saved.borrow() {
+        let mut to_flash = to_flash || self.volatile.is_none();
+        if let Some(v) = &self.volatile {
+            if bytes != *self.last_volatile.borrow() {
+                match v.save_raw(self.state_file, &bytes) {
+                    Ok(()) => *self.last_volatile.borrow_mut() = bytes.clone(),
+                    Err(_) => to_flash = true,
+                }
+            }
+        }
+        let now = self.clock.elapsed();
+        let due = to_flash || now.saturating_sub(self.flashed_at.get()) >= FLASH_INTERVAL;
+        if bytes == *self.last_saved.borrow() || !due {
             return;
         }
         match dir.save_raw(self.state_file, &bytes) {
-            Ok(()) => *self.last_saved.borrow_mut() = bytes,
+            Ok(()) => {
+                *self.last_saved.borrow_mut() = bytes;
+                self.flashed_at.set(now);
+            }
             Err(e) => log::warn(&format!(
                 "{}cannot save state to {}: {e}",
                 self.log_prefix,
@@ -238,6 +296,7 @@ mod tests {
             state_file: file,
             stream_timeout: Duration::from_secs(1),
             log_prefix: "test: ",
+            volatile: None,
         }
     }
 
@@ -271,6 +330,43 @@ mod tests {
             assert!(path.join(file).exists());
         }
         let _ = std::fs::remove_dir_all(&path);
+    }
+
+    #[test]
+    fn with_a_ram_copy_changes_reach_flash_only_when_persisted_and_restarts_read_ram() {
+        let path = temp_dir("ram");
+        let ram = temp_dir("ram-copy");
+        let dir = StateDir::open(&path).unwrap();
+        let with_ram = |name| {
+            let udp = UdpSocket::bind("127.0.0.1:0").expect("a loopback socket");
+            let mut s = spec(name, "node");
+            s.volatile = Some(StateDir::open(&ram).unwrap());
+            GossipHost::open(s, udp, Rc::new(Executor::new()), &dir)
+                .expect("opens")
+                .0
+        };
+        let first = with_ram("a");
+        assert!(!first.from_ram, "nothing in RAM yet");
+        first.persist(&dir); // what the agent does after a boot
+        let flashed = std::fs::read(path.join("node")).unwrap();
+        // A change: RAM only, the flash copy stays as it was.
+        first
+            .node()
+            .set_tags(vec![("k".into(), "v".into())])
+            .unwrap();
+        first.save_if_changed(&dir);
+        assert_eq!(std::fs::read(path.join("node")).unwrap(), flashed);
+        assert_ne!(std::fs::read(ram.join("node")).unwrap(), flashed);
+        // A restart reads the RAM copy: newer, with a higher incarnation.
+        let incarnation = first.node_ref().incarnation();
+        let again = with_ram("a");
+        assert!(again.from_ram);
+        assert!(again.node_ref().incarnation() > incarnation);
+        // Persisting writes flash now.
+        again.persist(&dir);
+        assert_ne!(std::fs::read(path.join("node")).unwrap(), flashed);
+        let _ = std::fs::remove_dir_all(&path);
+        let _ = std::fs::remove_dir_all(&ram);
     }
 
     #[test]

@@ -8,6 +8,14 @@
 //! | `node`    | the gossip core's saved state: incarnation (so a restart refutes stale "dead" rumours), known peers (to rejoin without a seed), own catalog, tags, Lamport clocks |
 //! | `keyring` | cluster keys installed at runtime, primary first             |
 //!
+//! `node` changes with every join, leave and refutation, too often for the
+//! flash of a router: the agent keeps a copy in RAM beside its control
+//! socket ([`volatile_dir`]: `/var/run/nuvol.volatile/` for the default
+//! `/var/run/nuvol.sock`), written on each change and read first at start
+//! (so restarts without a reboot lose nothing), and writes the state
+//! directory at most hourly, after a boot, on an owner's publish/unpublish
+//! and at stop (bench/flash_writes.py measures it).
+//!
 //! Each file is `NUVS`, a format version byte, a 4-byte big-endian body length,
 //! a CRC-32 of the body, then the CBOR body. Flash on cheap routers does tear
 //! writes and filesystems do lose renames, so every load checks all of that;
@@ -30,6 +38,17 @@ pub struct Keyring {
     /// 32-byte keys; the first is the primary (used for sending).
     #[n(0)]
     pub keys: Vec<Vec<u8>>,
+}
+
+/// The RAM copy of the state for the agent whose control socket is
+/// `control`: `CONTROL` with its extension replaced by `.volatile`, so that
+/// each agent on a machine has its own. `None` when it cannot be made or
+/// would be the state directory itself.
+pub fn volatile_dir(control: &Path, state_dir: &Path) -> Option<StateDir> {
+    let dir = control.with_extension("volatile");
+    (dir != state_dir)
+        .then(|| StateDir::open(&dir).ok())
+        .flatten()
 }
 
 /// The outcome of reading one state file.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The page as a CGI program under a real web server (Debian's lighttpd, with
-# basic auth in front like uhttpd's /etc/httpd.conf entry), against a fake
-# agent that records every request it gets.
+# The page as a CGI program under OpenWRT's real uhttpd (built from the
+# pinned sources by tests/lib/upstream.sh), with basic auth from realm lines
+# in its -c file as in /etc/httpd.conf, against a fake agent that records
+# every request it gets. (tests/suite/openwrt-uhttpd.sh runs the installed
+# page with the real agent under uhttpd's own init script.)
 #
 # Checks: every view answers 200 with its rows (HTML and ?format=json); a
 # peer's <script> and quotes come out escaped; POSTs without or with a wrong
@@ -11,13 +13,12 @@
 #
 # NUVOL_PAGE_CGI may name the CGI binary to test (the real `nuvol`, once it
 # runs as CGI); by default the crate's page-cgi example is built and used.
-# Exit: 0 pass, 1 fail, 77 skipped (no lighttpd/curl and cannot install).
+# Exit: 0 pass, 1 fail, 77 skipped (no curl, uhttpd did not build).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-for tool in lighttpd curl; do
-    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || { echo "skipped: $tool is not installed"; exit 77; }
-done
-LIGHTTPD=$(command -v lighttpd || echo /usr/sbin/lighttpd)
+command -v curl >/dev/null 2>&1 || { echo "skipped: curl is not installed"; exit 77; }
+PREFIX=$("$ROOT/tests/lib/upstream.sh") || { echo "skipped: the upstream OpenWRT programs did not build"; exit 77; }
+UHTTPD=$PREFIX/bin/uhttpd
 
 WORK=$(mktemp -d /tmp/nuvol-page-cgi.XXXXXX)
 PIDS=()
@@ -36,7 +37,6 @@ CGI=${NUVOL_PAGE_CGI:-$TARGET/debug/examples/page-cgi}
 FAKE=$TARGET/debug/examples/fake-agent
 
 mkdir -p "$WORK/www/cgi-bin" "$WORK/state"
-cp "$CGI" "$WORK/www/cgi-bin/nuvol"
 SOCK=$WORK/nuvol.sock
 LOG=$WORK/requests.log
 : > "$LOG"
@@ -48,21 +48,18 @@ config page 'page'
 	list allowed_user 'root'
 	option secret_file '$WORK/state/page.secret'
 CONF
-printf 'root:rootpw\nguest:guestpw\n' > "$WORK/users"
+# uhttpd gives a CGI a clean environment (PATH only): a wrapper points the
+# page at the fake agent and this config, as /etc/config/nuvol does on a router.
+cat > "$WORK/www/cgi-bin/nuvol" <<WRAP
+#!/bin/sh
+NUVOL_CONTROL='$SOCK' NUVOL_CONFIG='$WORK/nuvol.conf' NUVOL_STATE='$WORK/state' exec '$CGI' "\$@"
+WRAP
+chmod 755 "$WORK/www/cgi-bin/nuvol"
+# Realm lines as in /etc/httpd.conf, with fixed passwords instead of $p$root.
+printf '/cgi-bin/nuvol:root:rootpw\n/cgi-bin/nuvol:guest:guestpw\n' > "$WORK/httpd.conf"
 PORT=$(python3 "$ROOT/tests/lib/free-port.py" 2>/dev/null || echo $((20000 + RANDOM % 10000)))
-cat > "$WORK/lighttpd.conf" <<CONF
-server.document-root = "$WORK/www"
-server.bind = "127.0.0.1"
-server.port = $PORT
-server.errorlog = "$WORK/error.log"
-server.modules = ("mod_auth", "mod_authn_file", "mod_setenv", "mod_cgi")
-setenv.add-environment = ("NUVOL_CONTROL" => "$SOCK", "NUVOL_CONFIG" => "$WORK/nuvol.conf", "NUVOL_STATE" => "$WORK/state")
-auth.backend = "plain"
-auth.backend.plain.userfile = "$WORK/users"
-auth.require = ("/cgi-bin/" => ("method" => "basic", "realm" => "nuvol", "require" => "valid-user"))
-\$HTTP["url"] =~ "^/cgi-bin/" { cgi.assign = ("" => "") }
-CONF
-"$LIGHTTPD" -D -f "$WORK/lighttpd.conf" > "$WORK/lighttpd.out" 2>&1 &
+"$UHTTPD" -f -p "127.0.0.1:$PORT" -h "$WORK/www" -x /cgi-bin -c "$WORK/httpd.conf" -r nuvol -t 60 \
+    > "$WORK/uhttpd.out" 2>&1 &
 PIDS+=($!)
 
 BASE=http://127.0.0.1:$PORT/cgi-bin/nuvol
@@ -160,8 +157,8 @@ req root:rootpw GET /search
 has 'The nuvol agent is not running' "agent-down page"
 
 if [ "$FAILS" -gt 0 ]; then
-    echo "page-cgi: $FAILS check(s) failed"; sed -n '1,20p' "$WORK/error.log" 2>/dev/null
+    echo "page-cgi: $FAILS check(s) failed"; sed -n '1,20p' "$WORK/uhttpd.out" 2>/dev/null
     exit 1
 fi
-echo "page-cgi: all checks passed (lighttpd $("$LIGHTTPD" -v | head -1 | cut -d' ' -f1))"
+echo "page-cgi: all checks passed (uhttpd from $PREFIX)"
 exit 0

@@ -65,6 +65,12 @@ pub struct PageConfig {
     pub secret_file: PathBuf,
     /// `option session_timeout`, seconds.
     pub session_timeout_s: u64,
+    /// Where the CGI looks when the web server let a request through without
+    /// a login: the accounts' password hashes, the web server's realms, and
+    /// the init script that restarts it (see [`crate::cgi`]).
+    pub shadow_file: PathBuf,
+    pub httpd_conf: PathBuf,
+    pub web_server_init: PathBuf,
 }
 
 /// A `page` section that cannot be used; nothing was changed.
@@ -92,6 +98,9 @@ impl PageConfig {
             password_hash: None,
             secret_file: state_dir.join("page.secret"),
             session_timeout_s: DEFAULT_SESSION_TIMEOUT_S,
+            shadow_file: PathBuf::from("/etc/shadow"),
+            httpd_conf: PathBuf::from("/etc/httpd.conf"),
+            web_server_init: PathBuf::from("/etc/init.d/uhttpd"),
         }
     }
 

@@ -17,12 +17,18 @@
 //!
 //! Access: the web server authenticates (uhttpd basic auth, see the package's
 //! `/etc/httpd.conf`) and sets `REMOTE_USER`; this program serves only users in
-//! `list allowed_user`. No `REMOTE_USER` means the server was not set up to
-//! protect the page, and the answer is 403 with how to fix it.
+//! `list allowed_user`. Without `REMOTE_USER` it shows nothing, and says why
+//! ([`open_realm`]): uhttpd resolves a `$p$root` realm from `/etc/shadow` once,
+//! at its start, and leaves the page open while root has no password (a stock
+//! router). Then the answer is 403 "set a password with `passwd`". Once the
+//! password exists, the still-open uhttpd is restarted from here (at most once
+//! a minute, [`RESTART_EVERY_S`]) so it reads the realm again, and the answer
+//! is 503 "reload in a few seconds"; the next request meets uhttpd's login.
 
 use crate::auth::{load_or_create_secret, PageConfig};
 use crate::route::{self, handle, Agent, HttpRequest, Reply, MAX_BODY};
 use std::io::{self, Read, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -183,10 +189,7 @@ fn answer(
 
     let user = env("REMOTE_USER").unwrap_or_default();
     if user.is_empty() {
-        return refuse(
-            403,
-            "This page must be protected by the web server's login (basic auth for /cgi-bin/nuvol in /etc/httpd.conf); it is not, so it shows nothing.",
-        );
+        return unprotected(page, &base, &refuse);
     }
     if !page.user_allowed(&user) {
         return refuse(403, "This user may not manage nuvol (see list allowed_user in the page section of /etc/config/nuvol).");
@@ -268,6 +271,114 @@ fn answer(
     handle(&req, &Agent::new(&page.control), &secret, now)
 }
 
+/// Why the web server let a request through without a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenRealm {
+    /// httpd.conf protects the page with this account's password, and the
+    /// account has none: uhttpd leaves such a realm open.
+    NoPassword(String),
+    /// httpd.conf protects the page with this account's password and it has
+    /// one (or is locked) now: uhttpd read the realm before that and must
+    /// read it again.
+    StaleServer(String),
+    /// No realm for the page: the web server was not set up to protect it.
+    NotProtected,
+}
+
+/// Minimum time between two web server restarts asked for by the page.
+pub const RESTART_EVERY_S: u64 = 60;
+
+/// Reads uhttpd's realm lines (`/PATH:USER:$p$ACCOUNT`) and `/etc/shadow` to
+/// tell why `path` was served without a login. Only a realm that names a
+/// system account counts: a realm with a fixed password is never left open.
+pub fn open_realm(httpd_conf: &str, shadow: &str, path: &str) -> OpenRealm {
+    let account = httpd_conf.lines().find_map(|line| {
+        let mut parts = line.trim().splitn(3, ':');
+        let (realm, _user, pass) = (parts.next()?, parts.next()?, parts.next()?);
+        let account = pass.strip_prefix("$p$")?;
+        (realm.starts_with('/') && path.starts_with(realm) && !account.is_empty())
+            .then(|| account.to_string())
+    });
+    let Some(account) = account else {
+        return OpenRealm::NotProtected;
+    };
+    let hash = shadow.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        (parts.next()? == account).then(|| parts.next().unwrap_or("").to_string())
+    });
+    match hash {
+        None => OpenRealm::NotProtected,
+        Some(h) if h.is_empty() => OpenRealm::NoPassword(account),
+        Some(_) => OpenRealm::StaleServer(account),
+    }
+}
+
+/// The answer to a request the web server did not authenticate: never the
+/// page, always what to do.
+fn unprotected(page: &PageConfig, base: &str, refuse: &dyn Fn(u16, &str) -> Reply) -> Reply {
+    let conf = std::fs::read_to_string(&page.httpd_conf).unwrap_or_default();
+    let shadow = std::fs::read_to_string(&page.shadow_file).unwrap_or_default();
+    let path = if base.is_empty() {
+        "/cgi-bin/nuvol"
+    } else {
+        base
+    };
+    match open_realm(&conf, &shadow, path) {
+        OpenRealm::NoPassword(account) => refuse(
+            403,
+            &format!(
+                "This router's '{account}' account has no password, so the web server cannot ask for one and this page shows nothing. Set one: run 'passwd' over SSH (or use LuCI: System, Administration), then reload this page and log in as {account} with it."
+            ),
+        ),
+        OpenRealm::StaleServer(account) => {
+            let stamp = page
+                .control
+                .parent()
+                .unwrap_or(Path::new("/tmp"))
+                .join("nuvol-page-restart");
+            let message = if restart_web_server(&page.web_server_init, &stamp, now_s()) {
+                format!("The '{account}' password is set now; the web server is restarting to ask for it. Reload this page in a few seconds.")
+            } else {
+                format!("The '{account}' password is set, but the web server still serves this page without asking for it. It was just restarted (or cannot be); reload this page in a minute, or run '{} restart'.", page.web_server_init.display())
+            };
+            let mut reply = refuse(503, &message);
+            reply.headers.push(("Retry-After".into(), "5".into()));
+            reply.headers.push(("Refresh".into(), "5".into()));
+            reply
+        }
+        OpenRealm::NotProtected => refuse(
+            403,
+            "This page must be protected by the web server's login (basic auth for /cgi-bin/nuvol in /etc/httpd.conf: '/cgi-bin/nuvol:root:$p$root'); it is not, so it shows nothing.",
+        ),
+    }
+}
+
+/// Runs `INIT restart` in the background, detached from this request (a
+/// second later, so this answer leaves before the server stops), unless the
+/// stamp file says it was done less than [`RESTART_EVERY_S`] ago. Returns
+/// whether it was started.
+fn restart_web_server(init: &Path, stamp: &Path, now: u64) -> bool {
+    let last = std::fs::read_to_string(stamp)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    if last.is_some_and(|t| t <= now && now - t < RESTART_EVERY_S) || !init.exists() {
+        return false;
+    }
+    if std::fs::write(stamp, now.to_string()).is_err() {
+        // Without a stamp nothing bounds the restarts: do none.
+        return false;
+    }
+    std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg("sleep 1; exec \"$0\" restart")
+        .arg(init)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
 /// Writes `reply` in CGI form: `Status:` line, headers, blank line, body.
 ///
 /// No Content-Length: uhttpd frames the body itself (chunked on HTTP/1.1)
@@ -280,6 +391,88 @@ pub fn write_cgi(out: &mut dyn Write, reply: &Reply, head_only: bool) -> io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const REALM: &str = "I:index.html\n/cgi-bin/nuvol:root:$p$root\n";
+
+    #[test]
+    fn open_realm_says_why_the_page_was_not_protected() {
+        let no_pw = "root:::0:99999:7:::\nnobody:*:0:0:99999:7:::\n";
+        let pw = "root:$1$abc$hash:20000:0:99999:7:::\n";
+        assert_eq!(
+            open_realm(REALM, no_pw, "/cgi-bin/nuvol"),
+            OpenRealm::NoPassword("root".into())
+        );
+        assert_eq!(
+            open_realm(REALM, pw, "/cgi-bin/nuvol"),
+            OpenRealm::StaleServer("root".into())
+        );
+        // A locked account: uhttpd would deny all once it reads it again.
+        assert_eq!(
+            open_realm(REALM, "root:!:1::::::\n", "/cgi-bin/nuvol"),
+            OpenRealm::StaleServer("root".into())
+        );
+        assert_eq!(
+            open_realm("", pw, "/cgi-bin/nuvol"),
+            OpenRealm::NotProtected
+        );
+        assert_eq!(
+            open_realm(REALM, "", "/cgi-bin/nuvol"),
+            OpenRealm::NotProtected
+        );
+        // A realm with a fixed password or for another path does not count.
+        assert_eq!(
+            open_realm(
+                "/cgi-bin/nuvol:root:secret\n/cgi-bin/luci:root:$p$root\n",
+                no_pw,
+                "/cgi-bin/nuvol"
+            ),
+            OpenRealm::NotProtected
+        );
+        // A realm on a parent path covers the page, as in uhttpd.
+        assert_eq!(
+            open_realm("/cgi-bin:root:$p$root\n", no_pw, "/cgi-bin/nuvol"),
+            OpenRealm::NoPassword("root".into())
+        );
+    }
+
+    #[test]
+    fn web_server_restart_is_rate_limited() {
+        let dir = std::env::temp_dir().join(format!("nuvol-restart-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let init = dir.join("uhttpd");
+        let marker = dir.join("restarted");
+        std::fs::write(
+            &init,
+            format!("#!/bin/sh\necho \"$1\" >> {}\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let stamp = dir.join("stamp");
+        assert!(restart_web_server(&init, &stamp, 1000));
+        assert!(!restart_web_server(
+            &init,
+            &stamp,
+            1000 + RESTART_EVERY_S - 1
+        ));
+        assert!(restart_web_server(&init, &stamp, 1000 + RESTART_EVERY_S));
+        assert!(!restart_web_server(
+            &dir.join("missing"),
+            &dir.join("stamp2"),
+            5
+        ));
+        // Each started restart runs INIT restart (a second later).
+        let mut seen = String::new();
+        for _ in 0..50 {
+            seen = std::fs::read_to_string(&marker).unwrap_or_default();
+            if seen.lines().count() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(seen, "restart\nrestart\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn origin_must_match_host_when_sent() {

@@ -15,7 +15,7 @@ use crate::form::Form;
 use crate::views::{self, Page, View};
 use nuvol_control::frame::Client;
 use nuvol_control::json::{Object, ToJson};
-use nuvol_control::{Action, PublishSpec, QuerySpec, Request, Response, Scope};
+use nuvol_control::{Action, KeyCommand, PublishSpec, QuerySpec, Request, Response, Scope};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -568,6 +568,77 @@ fn post_request(path: &str, form: &Form) -> Result<(Request, &'static str, Durat
     })
 }
 
+/// POST /key: installs the key given (or a new one the agent makes) and
+/// makes it the one this node sends with, through the control socket's
+/// keys requests. A new key is shown once, to be copied to the other nodes.
+fn set_key(
+    req: &HttpRequest,
+    form: &Form,
+    json: bool,
+    agent: &Agent,
+    secret: &[u8; 32],
+    now_s: u64,
+) -> Reply {
+    let given = form.text("key").trim();
+    if given.len() > 64 {
+        return error_reply(
+            req,
+            400,
+            "A key is 44 base64 characters.",
+            json,
+            secret,
+            now_s,
+        );
+    }
+    let key = if given.is_empty() {
+        match agent.call(&Request::Keys(KeyCommand::Generate), VIEW_TIMEOUT) {
+            Ok(Response::Key(k)) => k,
+            Ok(_) => {
+                return error_reply(
+                    req,
+                    502,
+                    "The agent did not make a key.",
+                    json,
+                    secret,
+                    now_s,
+                )
+            }
+            Err(e) => return agent_error_reply(req, e, json, secret, now_s),
+        }
+    } else {
+        given.to_string()
+    };
+    for command in [
+        KeyCommand::Install(key.clone()),
+        KeyCommand::Use(key.clone()),
+    ] {
+        if let Err(e) = agent.call(&Request::Keys(command), VIEW_TIMEOUT) {
+            return agent_error_reply(req, e, json, secret, now_s);
+        }
+    }
+    if json {
+        let mut out = String::new();
+        let mut o = Object::new(&mut out);
+        o.bool("ok", true);
+        if given.is_empty() {
+            o.str("key", &key);
+        }
+        o.end();
+        return Reply::json(200, out);
+    }
+    if given.is_empty() {
+        let csrf = csrf_token(secret, req.binding, now_s);
+        let mut p = Page::start(req.base, &csrf, Some(View::Overview), "Key", req.logout);
+        views::key_made(&mut p, &key);
+        return Reply::html(200, p.finish());
+    }
+    let mut location = req.base.to_string();
+    if location.is_empty() {
+        location.push('/');
+    }
+    Reply::see_other(location)
+}
+
 fn post(req: &HttpRequest, json: bool, agent: &Agent, secret: &[u8; 32], now_s: u64) -> Reply {
     if req.body.len() > MAX_BODY {
         return error_reply(req, 413, "The form is too large.", json, secret, now_s);
@@ -586,6 +657,9 @@ fn post(req: &HttpRequest, json: bool, agent: &Agent, secret: &[u8; 32], now_s: 
             secret,
             now_s,
         );
+    }
+    if req.path == "/key" {
+        return set_key(req, &form, json, agent, secret, now_s);
     }
     let (request, back, timeout) = match post_request(req.path, &form) {
         Ok(x) => x,

@@ -335,9 +335,13 @@ fn refusals(i: &NodeInfo) -> String {
     parts.join("; ")
 }
 
-/// The overview: this node, plus forms to join and leave.
+/// The overview: this node, plus forms to join and leave (and to set the
+/// microcloud's key while there is none).
 pub fn overview(p: &mut Page, i: &NodeInfo) {
     p.h1(&format!("{} in {}", i.name, i.microcloud));
+    if !i.encrypted {
+        key_form(p);
+    }
     p.out.push_str("<dl>");
     let used = i.mem_total_kb.saturating_sub(i.mem_free_kb);
     let rows: [(&str, String); 14] = [
@@ -404,6 +408,31 @@ pub fn overview(p: &mut Page, i: &NodeInfo) {
     p.out.push_str("<label>Addresses (ip:port, separated by spaces) <input name=addrs size=40 required></label><button class=go>Join</button></form>");
     p.h2("Leave");
     p.button("/leave", &[], "Leave the microcloud", "");
+}
+
+/// The warning that gossip travels in the clear, and the form that sets the
+/// key every node of the microcloud shares (POST /key).
+fn key_form(p: &mut Page) {
+    p.message(
+        "This microcloud is NOT encrypted: anyone on the networks this node listens on can read its gossip and pretend to be a member. Give every node the same key.",
+        true,
+    );
+    p.form("/key", false);
+    p.out.push_str(
+        "<label>Microcloud key (base64, from another node's page or <code>nuvol keys generate</code>; empty: make a new one) \
+<input name=key size=48 maxlength=64 autocomplete=off></label>\
+<button class=go>Encrypt with this key</button></form>\
+<p>This node then talks only to nodes with the same key: set it on all of them.</p>",
+    );
+}
+
+/// After POST /key made a new key: show it once, to copy to the other nodes.
+pub fn key_made(p: &mut Page, key: &str) {
+    p.h1("A new microcloud key");
+    p.message("This node now encrypts its gossip with this key. Set the same key on every other node of the microcloud (their page, or nuvol keys install KEY and nuvol keys use KEY):", false);
+    p.out.push_str("<pre>");
+    text(&mut p.out, key);
+    p.out.push_str("</pre>");
 }
 
 /// Members with state, microcloud, estimated RTT and age of their state.
@@ -818,6 +847,22 @@ mod tests {
         let mut p = Page::start("", "t", None, "x", false);
         overview(&mut p, i);
         p.finish()
+    }
+
+    #[test]
+    fn overview_offers_the_key_form_only_while_gossip_is_unencrypted() {
+        let clear = overview_of(&NodeInfo::default());
+        assert!(clear.contains("is NOT encrypted"), "{clear}");
+        assert!(
+            clear.contains("action=\"/key\"") && clear.contains("name=csrf"),
+            "{clear}"
+        );
+        let sealed = overview_of(&NodeInfo {
+            keys_installed: 1,
+            encrypted: true,
+            ..NodeInfo::default()
+        });
+        assert!(!sealed.contains("/key"), "{sealed}");
     }
 
     #[test]

@@ -9,11 +9,18 @@
 //! - A word is unquoted, `'single quoted'` (no escapes inside) or
 //!   `"double quoted"` (backslash escapes the next character); parts written
 //!   next to each other join into one word, so `'it'\''s'` is `it's`.
-//! - A backslash at the end of a line continues the statement on the next line;
+//! - A backslash at the end of a line continues the word on the next line
+//!   (which must not start with a blank: libuci reads an empty word there);
 //!   quoted words may span lines.
-//! - `#` outside quotes starts a comment; `;` ends a statement.
+//! - `#` outside quotes starts a comment; `;` ends a statement. Two spots where
+//!   libuci would silently read something else are refused instead: a `;`
+//!   touching an unquoted word with more on the line (libuci drops the rest of
+//!   the line) and a ` ;` ending a line (libuci: invalid command).
 //! - Repeating an `option` replaces its value; `list` appends; a second
 //!   `config` with an existing name reopens that section, as libuci does.
+//!   An empty or missing option value (`option a ''`, `option a`) changes
+//!   nothing, an empty name (`config t ''`) makes an anonymous section, as in
+//!   libuci. `tests/uci_cli.rs` checks all this against the real `uci`.
 //!
 //! What the reader guarantees: it never panics, on any input; every error
 //! names the line it starts on, and nothing is returned on error (a config is
@@ -184,6 +191,8 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
             "config" | "c" => {
                 let (kind, name) = match args {
                     [kind] => (kind, None),
+                    // libuci: `config TYPE ''` is an anonymous section.
+                    [kind, name] if name.text.is_empty() => (kind, None),
                     [kind, name] => (kind, Some(name)),
                     [] => return Err(err("config needs a section type".into())),
                     _ => return Err(err("too many words after config TYPE NAME".into())),
@@ -226,9 +235,10 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
                     return Err(err(format!("{what} before the first config section")));
                 };
                 let (name, value) = match args {
-                    [name, value] => (name, value),
+                    [name, value] => (name, value.text.as_str()),
+                    // libuci reads a bare `option a` / `list a` as an empty value.
+                    [name] => (name, ""),
                     [] => return Err(err(format!("{what} needs a name and a value"))),
-                    [name] => return Err(err(format!("{what} '{}' has no value", name.text))),
                     _ => {
                         return Err(err(format!(
                             "too many words after {what} NAME VALUE (quote a value with spaces)"
@@ -241,7 +251,13 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
                         name.text
                     )));
                 }
-                cfg.sections[i].set(name.text.clone(), value.text.clone(), line, list);
+                // libuci: an empty option value neither sets nor clears
+                // the option (`uci show` has no such option); a list gets
+                // an empty element.
+                if !list && value.is_empty() {
+                    continue;
+                }
+                cfg.sections[i].set(name.text.clone(), value.to_string(), line, list);
             }
             other => {
                 return Err(err(format!(
@@ -268,6 +284,14 @@ struct Word {
     line: u32,
 }
 
+/// The rest of a line after a `;`.
+#[derive(PartialEq, Eq)]
+enum Rest {
+    Empty,
+    Comment,
+    Text,
+}
+
 struct Lexer<'a> {
     chars: core::iter::Peekable<core::str::Chars<'a>>,
     line: u32,
@@ -278,8 +302,13 @@ impl Lexer<'_> {
     /// statement may be empty (a blank or comment line).
     fn statement(&mut self) -> Result<Option<Vec<Word>>, ParseError> {
         let mut words = Vec::new();
+        // Whether the last word ended right here, with no blank after it,
+        // and in an unquoted part (libuci treats `;` differently then).
+        let mut glued = false;
         loop {
-            self.skip_blanks();
+            if self.skip_blanks()? {
+                glued = false;
+            }
             match self.chars.peek().copied() {
                 None if words.is_empty() => return Ok(None),
                 None => return Ok(Some(words)),
@@ -290,24 +319,47 @@ impl Lexer<'_> {
                 }
                 Some(';') => {
                     self.chars.next();
+                    let rest = self.rest_of_line();
+                    if glued && rest == Rest::Text {
+                        // libuci drops the rest of the line after a `;` that
+                        // touches an unquoted word: refuse rather than read
+                        // statements `uci show` does not have.
+                        return Err(ParseError {
+                            line: self.line,
+                            message: "';' right after a word: uci ignores the rest of this line; put a space before ';' or use one line per statement".into(),
+                        });
+                    }
+                    if !glued && rest == Rest::Empty && !words.is_empty() {
+                        return Err(ParseError {
+                            line: self.line,
+                            message: "nothing after ';' (uci refuses an empty statement there)"
+                                .into(),
+                        });
+                    }
                     return Ok(Some(words));
                 }
                 Some('#') => self.skip_comment(),
                 Some(_) => {
                     let line = self.line;
-                    let text = self.word()?;
+                    let (text, unquoted_end) = self.word()?;
                     words.push(Word { text, line });
+                    glued = unquoted_end;
                 }
             }
         }
     }
 
-    /// Skips spaces, tabs, carriage returns and backslash-newline continuations.
-    fn skip_blanks(&mut self) {
+    /// Skips spaces, tabs, carriage returns and backslash-newline
+    /// continuations; returns whether it skipped a blank. A continued line
+    /// that starts with a blank is refused: libuci reads an empty word
+    /// there (so `option a \` + an indented value has too many words).
+    fn skip_blanks(&mut self) -> Result<bool, ParseError> {
+        let mut blank = false;
         loop {
             match self.chars.peek().copied() {
                 Some(' ' | '\t' | '\r') => {
                     self.chars.next();
+                    blank = true;
                 }
                 Some('\\') => {
                     let mut ahead = self.chars.clone();
@@ -317,13 +369,32 @@ impl Lexer<'_> {
                             self.chars = ahead;
                             self.chars.next();
                             self.line += 1;
+                            if matches!(self.chars.peek(), Some(' ' | '\t')) {
+                                return Err(ParseError {
+                                    line: self.line,
+                                    message: "a line continued with '\\' must not start with blanks (uci reads an empty word there)".into(),
+                                });
+                            }
                         }
                         // A lone backslash at the very end is nothing.
                         None => self.chars = ahead,
-                        Some(_) => return,
+                        Some(_) => return Ok(blank),
                     }
                 }
-                _ => return,
+                _ => return Ok(blank),
+            }
+        }
+    }
+
+    /// What follows on this line (not consumed).
+    fn rest_of_line(&self) -> Rest {
+        let mut ahead = self.chars.clone();
+        loop {
+            match ahead.next() {
+                None | Some('\n') => return Rest::Empty,
+                Some('#') => return Rest::Comment,
+                Some(' ' | '\t' | '\r') => {}
+                Some(_) => return Rest::Text,
             }
         }
     }
@@ -338,15 +409,17 @@ impl Lexer<'_> {
     }
 
     /// One word: unquoted, quoted and escaped parts up to a blank, a newline,
-    /// `;` or `#` outside quotes.
-    fn word(&mut self) -> Result<String, ParseError> {
+    /// `;` or `#` outside quotes; and whether its last part was unquoted.
+    fn word(&mut self) -> Result<(String, bool), ParseError> {
         let mut out = String::new();
+        let mut unquoted_end = false;
         while let Some(&c) = self.chars.peek() {
             match c {
                 ' ' | '\t' | '\r' | '\n' | ';' | '#' => break,
                 '\'' => {
                     let start = self.line;
                     self.chars.next();
+                    unquoted_end = false;
                     loop {
                         match self.chars.next() {
                             None => return Err(unterminated(start, '\'')),
@@ -363,6 +436,7 @@ impl Lexer<'_> {
                 '"' => {
                     let start = self.line;
                     self.chars.next();
+                    unquoted_end = false;
                     loop {
                         match self.chars.next() {
                             None => return Err(unterminated(start, '"')),
@@ -380,14 +454,16 @@ impl Lexer<'_> {
                 '\\' => {
                     self.chars.next();
                     self.escaped(&mut out);
+                    unquoted_end = true;
                 }
                 c => {
                     self.chars.next();
                     out.push(c);
+                    unquoted_end = true;
                 }
             }
         }
-        Ok(out)
+        Ok((out, unquoted_end))
     }
 
     /// After a backslash: a newline continues the line, anything else is taken
@@ -561,10 +637,16 @@ config seed
     }
 
     #[test]
-    fn empty_quoted_value_is_empty_string() {
-        let s = one("config a\noption v ''\noption w \"\"\n");
-        assert_eq!(s.get_str("v"), Some(""));
-        assert_eq!(s.get_str("w"), Some(""));
+    fn empty_or_missing_option_value_changes_nothing_as_in_libuci() {
+        let s = one("config a\noption v ''\noption w \"\"\noption x\noption y 1\noption y ''\nlist l\nlist l ''\n");
+        assert_eq!((s.get("v"), s.get("w"), s.get("x")), (None, None, None));
+        assert_eq!(s.get_str("y"), Some("1"));
+        assert_eq!(s.get_list("l"), vec!["", ""]);
+    }
+
+    #[test]
+    fn empty_section_name_is_anonymous() {
+        assert_eq!(one("config a ''\n").name, None);
     }
 
     #[test]
@@ -576,10 +658,13 @@ config seed
 
     #[test]
     fn backslash_newline_continues_statement() {
-        let cfg = parse("config a\noption v \\\n  'x'\noption w y\n").unwrap();
+        let cfg = parse("config a\noption v \\\n'x'\noption w y\\\nz\n").unwrap();
         let s = &cfg.sections[0];
         assert_eq!(s.get_str("v"), Some("x"));
+        assert_eq!(s.get_str("w"), Some("yz"));
         assert_eq!(s.get("w").unwrap().line, 4);
+        // libuci reads an empty word before the blanks: too many words there.
+        assert_eq!(err("config a\noption v \\\n  'x'\n").line, 3);
     }
 
     #[test]
@@ -592,9 +677,18 @@ config seed
 
     #[test]
     fn semicolon_separates_statements() {
-        let s = one("config a; option v 1; option w '2;3'\n");
+        let s = one("config a ; option v 1 ; option w '2;3'\noption x 4; # done\noption y '5'; option z 6\n");
+        assert_eq!(s.get_str("z"), Some("6"));
         assert_eq!(s.get_str("v"), Some("1"));
         assert_eq!(s.get_str("w"), Some("2;3"));
+        assert_eq!(s.get_str("x"), Some("4"));
+        // libuci drops what follows a `;` that touches a word: refused.
+        assert!(err("config a; option v 1\n")
+            .message
+            .contains("space before ';'"));
+        assert!(err("config a\noption v 1 ;\n")
+            .message
+            .contains("nothing after ';'"));
     }
 
     #[test]
@@ -651,7 +745,7 @@ config seed
 
     #[test]
     fn missing_and_extra_words_are_refused() {
-        assert_eq!(err("config a\noption v\n").line, 2);
+        assert_eq!(err("config a\noption\n").line, 2);
         assert_eq!(err("config a\noption v 1 2\n").line, 2);
         assert_eq!(err("config\n").line, 1);
         assert_eq!(err("config a b c\n").line, 1);
