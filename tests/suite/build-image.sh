@@ -152,7 +152,7 @@ if [ -x dist/galileo/nuvol ] || [ -x dist/alix/nuvol ]; then
 		galileo_files() {
 			local f=$W3/ib/files-seen
 			[ -x "$f/usr/bin/nuvol" ] && [ -x "$f/etc/init.d/nuvol" ] && [ -f "$f/etc/config/nuvol" ] &&
-				[ "$(readlink "$f/www/cgi-bin/nuvol")" = /usr/bin/nuvol ] &&
+				[ -x "$f/www/cgi-bin/nuvol" ] && grep -q "^exec /usr/bin/nuvol " "$f/www/cgi-bin/nuvol" &&
 				[ "$(readlink "$f/etc/rc.d/S95nuvol")" = ../init.d/nuvol ] &&
 				! grep -q "nuvol " "$W3/ib/called" && ! compgen -G "$W3/ib/packages/nuvol*" >/dev/null &&
 				[ -x "$W3/ib/build_dir/target-root/usr/bin/nuvol" ]

@@ -60,7 +60,7 @@ listed_files_in_place() {
 		}
 	done <"$r/lib/apk/packages/nuvol.list"
 	[ "$missing" = 0 ] && cmp -s "$r/usr/bin/nuvol" "dist/$BOARD_NAME/nuvol" &&
-		[ "$(readlink "$r/www/cgi-bin/nuvol")" = /usr/bin/nuvol ] &&
+		[ -x "$r/www/cgi-bin/nuvol" ] && grep -q "^exec /usr/bin/nuvol " "$r/www/cgi-bin/nuvol" &&
 		[ "$(stat -c %a "$r/etc/config/nuvol")" = 600 ]
 }
 enabled() { [ "$(readlink "$1/etc/rc.d/S95nuvol")" = ../init.d/nuvol ] && [ "$(readlink "$1/etc/rc.d/K10nuvol")" = ../init.d/nuvol ]; }
@@ -120,7 +120,7 @@ for BOARD_NAME in $OWRT_BOARDS; do
 	rc=$?
 	sed 's/^/    /' "$W/add.log"
 	t_check "$BOARD_NAME: apk add nuvol from the signed feed (exit $rc)" [ "$rc" = 0 ]
-	t_check "$BOARD_NAME: every file of nuvol.list in place, the board's binary, the CGI link, config 600" \
+	t_check "$BOARD_NAME: every file of nuvol.list in place, the board's binary, the CGI script, config 600" \
 		listed_files_in_place "$R"
 	t_check "$BOARD_NAME: conffiles and conffiles_static beside nuvol.list, /etc/nuvol/ in keep.d" \
 		bash -c "grep -qx /etc/config/nuvol '$R/lib/apk/packages/nuvol.conffiles' &&

@@ -102,7 +102,7 @@ for BOARD_NAME in $OWRT_BOARDS; do
 			}
 		done < <(cut -f1 "$R/usr/lib/opkg/info/nuvol.list")
 		[ "$missing" = 0 ] && cmp -s "$R/usr/bin/nuvol" "dist/$BOARD_NAME/nuvol" &&
-			[ "$(readlink "$R/www/cgi-bin/nuvol")" = /usr/bin/nuvol ] &&
+			[ -x "$R/www/cgi-bin/nuvol" ] && grep -q "^exec /usr/bin/nuvol " "$R/www/cgi-bin/nuvol" &&
 			[ "$(stat -c %a "$R/etc/config/nuvol")" = 600 ] && [ -x "$R/etc/uci-defaults/90-nuvol" ]
 	}
 	t_check "$BOARD_NAME: every file of nuvol.list in place (first-boot script kept for the first boot)" all_in_place

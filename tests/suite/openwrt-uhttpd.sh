@@ -46,7 +46,7 @@ ip link set lo up || { echo "FAIL no loopback in the namespace"; exit 1; }
 owrt_run_root "$R" "$PREFIX" "$NUVOL_BIN" || { echo "FAIL cannot lay out the root"; exit 1; }
 owrt_mount "$R" "$PREFIX" || { echo "FAIL cannot mount the root"; exit 1; }
 in_root() { owrt_in "$R" "$@"; }
-UH=$OWRT_FILES/package/network/services/uhttpd/files
+UH=$OWRT_RUN_FILES/package/network/services/uhttpd/files
 install -m 0644 "$UH/uhttpd.config" "$R/etc/config/uhttpd"
 install -m 0755 "$UH/uhttpd.init" "$R/etc/init.d/uhttpd"
 
