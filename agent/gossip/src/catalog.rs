@@ -13,7 +13,15 @@ use alloc::vec::Vec;
 
 use crate::sorted::SortedMap;
 use crate::time::Instant;
-use crate::wire::CatalogEntry;
+
+/// One catalog slot: a record, or a tombstone when `record` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    pub version: u64,
+    pub service_type: String,
+    pub port: u16,
+    pub record: Option<ServiceRecord>,
+}
 
 /// Health of a published service, as its owner's checks see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

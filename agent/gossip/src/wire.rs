@@ -30,6 +30,9 @@ use minicbor::data::Type;
 use minicbor::decode::Error;
 use minicbor::Decoder;
 
+// `CatalogEntry` lives beside the catalog that applies it; it is re-exported
+// here because it is part of the wire format.
+pub use crate::catalog::CatalogEntry;
 use crate::catalog::{Health, ServiceRecord};
 use crate::vivaldi::WireCoordinate;
 
@@ -70,15 +73,6 @@ pub enum WireState {
     Suspect = 1,
     Dead = 2,
     Left = 3,
-}
-
-/// One catalog slot: a record, or a tombstone when `record` is `None`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatalogEntry {
-    pub version: u64,
-    pub service_type: String,
-    pub port: u16,
-    pub record: Option<ServiceRecord>,
 }
 
 /// A datagram message.
