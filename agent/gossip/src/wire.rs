@@ -39,6 +39,57 @@ use crate::vivaldi::WireCoordinate;
 /// Wire format version carried by every datagram and stream.
 pub const VERSION: u8 = 1;
 
+// ----- bounds -----
+//
+// Every field a peer sends has a bound, enforced while decoding: a message
+// with one value over it is refused whole ([`WireError::OutOfBounds`]), so
+// no hostile length reaches the member table, the catalog or a join reply.
+// The bounds are fixed by the protocol, not by a node's `mtu`, so every
+// node refuses the same messages, and a node refuses to send what its
+// peers would refuse (see [`fits_bounds`]).
+
+/// Member names, and the names of a `from`, an origin or a query's node
+/// list: a node name, or a federation pool's `MICROCLOUD/NAME`.
+pub const MAX_NAME: usize = 128;
+/// Service types, tag and TXT keys.
+pub const MAX_KEY: usize = 64;
+/// Tag and TXT values, and a record's description, host and microcloud.
+pub const MAX_VALUE: usize = 255;
+/// A record's IP as text (an IPv6 address with a zone fits).
+pub const MAX_IP: usize = 64;
+/// Pairs in one tag set, TXT or query tag filter.
+pub const MAX_PAIRS: usize = 32;
+/// Keys and values of one tag set or TXT together.
+pub const MAX_PAIRS_BYTES: usize = 1024;
+/// Event and query names.
+pub const MAX_EVENT_NAME: usize = 128;
+/// Event, query and answer payloads (Serf's default event limit is 512).
+pub const MAX_PAYLOAD: usize = 1024;
+/// Nodes a query names.
+pub const MAX_QUERY_NODES: usize = 64;
+/// Entries in one catalog: [`crate::catalog::MAX_SLOTS`].
+pub const MAX_ENTRIES: usize = crate::catalog::MAX_SLOTS;
+/// No believable counter is ever this high (it takes 2^31 forged jumps of
+/// [`MAX_JUMP`]); a message carrying one is refused at decode.
+pub const MAX_COUNTER: u64 = 1 << 63;
+
+// Every counter a peer can move (incarnations, catalog versions, tag and
+// event Lamport times) only ever moves up, and a claim may move it at most
+// [`MAX_JUMP`] above what the receiver holds (0 for a name it does not
+// know): a forged value near `u64::MAX` is refused by everyone instead of
+// pinning the counter where its owner can no longer outbid it. Reaching
+// `u64::MAX` in believable steps takes 2^32 forged messages in a row.
+// docs/protocol.md §13 states these rules.
+
+/// The largest step up a received counter may take over the value held.
+pub const MAX_JUMP: u64 = 1 << 32;
+
+/// Whether `claimed` is a believable successor of `held`: at most
+/// [`MAX_JUMP`] above it. Anything lower is believable (and usually stale).
+pub fn believable(held: u64, claimed: u64) -> bool {
+    claimed <= held.saturating_add(MAX_JUMP)
+}
+
 /// Why bytes were refused. Nothing was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WireError {
@@ -48,6 +99,8 @@ pub enum WireError {
     Version(u8),
     /// Larger than the configured bound.
     TooLarge,
+    /// A field over its protocol bound (named; see the bounds above).
+    OutOfBounds(&'static str),
 }
 
 impl fmt::Display for WireError {
@@ -56,6 +109,9 @@ impl fmt::Display for WireError {
             WireError::Malformed => f.write_str("malformed gossip message"),
             WireError::Version(v) => write!(f, "unsupported gossip wire version {v}"),
             WireError::TooLarge => f.write_str("gossip message too large"),
+            WireError::OutOfBounds(field) => {
+                write!(f, "gossip message refused: {field} over its bound")
+            }
         }
     }
 }
@@ -213,6 +269,17 @@ pub struct SavedState {
 pub struct Peer {
     pub name: String,
     pub addr: SocketAddr,
+}
+
+/// Whether one encoded message is within every bound: a node checks its
+/// own records, tags, events and queries before sending them, so that it
+/// never sends what its peers refuse. `Err` names the field over.
+pub fn fits_bounds(message: &[u8]) -> Result<(), &'static str> {
+    let mut d = Dec::new(Decoder::new(message), PACKET_BUDGET);
+    match self::message(&mut d) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(d.over.unwrap_or("message")),
+    }
 }
 
 /// Encode one message (for packing under the MTU).
@@ -657,6 +724,8 @@ struct Dec<'b> {
     left: usize,
     /// The budget ran out: the input is refused as too large.
     spent: bool,
+    /// A field over its protocol bound: the input is refused as such.
+    over: Option<&'static str>,
 }
 
 /// What one heap block costs beyond its bytes (allocator header and
@@ -669,6 +738,7 @@ impl<'b> Dec<'b> {
             d,
             left: budget,
             spent: false,
+            over: None,
         }
     }
 
@@ -691,12 +761,28 @@ impl<'b> Dec<'b> {
         }
     }
 
-    /// `e`, or [`WireError::TooLarge`] if the budget ran out.
+    /// `e`, or [`WireError::TooLarge`] if the budget ran out, or
+    /// [`WireError::OutOfBounds`] if a field was over its bound.
     fn refuse(&self, e: WireError) -> WireError {
-        if self.spent {
-            WireError::TooLarge
-        } else {
-            e
+        match (self.spent, self.over) {
+            (true, _) => WireError::TooLarge,
+            (false, Some(field)) => WireError::OutOfBounds(field),
+            (false, None) => e,
+        }
+    }
+
+    /// Refuse the input: `field` is over its bound.
+    fn over(&mut self, field: &'static str) -> Error {
+        self.over = Some(field);
+        Error::message("field over its bound")
+    }
+
+    /// A counter (incarnation, version, Lamport time), at most
+    /// [`MAX_COUNTER`].
+    fn counter(&mut self, field: &'static str) -> Result<u64, Error> {
+        match self.d.u64()? {
+            n if n <= MAX_COUNTER => Ok(n),
+            _ => Err(self.over(field)),
         }
     }
 }
@@ -786,16 +872,46 @@ fn optional<'b, T>(
     read(d).map(Some)
 }
 
-fn text(d: &mut Dec<'_>) -> Result<String, Error> {
+/// A text string of at most `max` bytes (`field` names it if longer).
+fn text(d: &mut Dec<'_>, max: usize, field: &'static str) -> Result<String, Error> {
     let s = d.d.str()?;
+    if s.len() > max {
+        return Err(d.over(field));
+    }
     d.charge_heap(s.len())?;
     Ok(String::from(s))
 }
 
-fn bytes(d: &mut Dec<'_>) -> Result<Vec<u8>, Error> {
+fn name(d: &mut Dec<'_>) -> Result<String, Error> {
+    text(d, MAX_NAME, "name")
+}
+
+/// A payload: a byte string of at most [`MAX_PAYLOAD`].
+fn payload(d: &mut Dec<'_>) -> Result<Vec<u8>, Error> {
     let b = d.d.bytes()?;
+    if b.len() > MAX_PAYLOAD {
+        return Err(d.over("payload"));
+    }
     d.charge_heap(b.len())?;
     Ok(Vec::from(b))
+}
+
+/// Calls `item(d)` for each element of a list of at most `max`.
+fn bounded<'b>(
+    d: &mut Dec<'b>,
+    size: usize,
+    max: usize,
+    field: &'static str,
+    item: &mut dyn FnMut(&mut Dec<'b>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut n = 0usize;
+    items(d, size, &mut |d| {
+        n += 1;
+        if n > max {
+            return Err(d.over(field));
+        }
+        item(d)
+    })
 }
 
 /// `[ip bytes (4 or 16), port]`.
@@ -814,25 +930,46 @@ fn addr(d: &mut Dec<'_>) -> Result<SocketAddr, Error> {
     Ok(SocketAddr::new(ip, d.u16()?))
 }
 
-fn texts(d: &mut Dec<'_>) -> Result<Vec<String>, Error> {
+/// A query's node names, at most [`MAX_QUERY_NODES`].
+fn names(d: &mut Dec<'_>) -> Result<Vec<String>, Error> {
     let mut out = Vec::new();
-    items(d, size_of::<String>(), &mut |d| {
-        out.push(text(d)?);
-        Ok(())
-    })?;
+    bounded(
+        d,
+        size_of::<String>(),
+        MAX_QUERY_NODES,
+        "query nodes",
+        &mut |d| {
+            out.push(name(d)?);
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
-/// `[[key, value], …]`; each pair is a definite array of two.
+/// `[[key, value], …]`; each pair is a definite array of two. Tags, TXT
+/// and query tag filters: at most [`MAX_PAIRS`] pairs of [`MAX_KEY`] and
+/// [`MAX_VALUE`] bytes, [`MAX_PAIRS_BYTES`] in all.
 fn pairs(d: &mut Dec<'_>) -> Result<Vec<(String, String)>, Error> {
     let mut out = Vec::new();
-    items(d, size_of::<(String, String)>(), &mut |d| {
-        if d.array()? != Some(2) {
-            return Err(Error::message("a pair is [key, value]"));
-        }
-        out.push((text(d)?, text(d)?));
-        Ok(())
-    })?;
+    let mut total = 0usize;
+    bounded(
+        d,
+        size_of::<(String, String)>(),
+        MAX_PAIRS,
+        "pairs",
+        &mut |d| {
+            if d.array()? != Some(2) {
+                return Err(Error::message("a pair is [key, value]"));
+            }
+            let (k, v) = (text(d, MAX_KEY, "key")?, text(d, MAX_VALUE, "value")?);
+            total += k.len() + v.len();
+            if total > MAX_PAIRS_BYTES {
+                return Err(d.over("pairs"));
+            }
+            out.push((k, v));
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
@@ -843,7 +980,8 @@ fn coordinate(d: &mut Dec<'_>) -> Result<WireCoordinate, Error> {
         match i {
             0 => {
                 let mut v = Vec::new();
-                items(d, size_of::<f32>(), &mut |d| {
+                let dims = crate::vivaldi::DIMENSIONS;
+                bounded(d, size_of::<f32>(), dims, "coordinate", &mut |d| {
                     v.push(d.f32()?);
                     Ok(())
                 })?;
@@ -878,12 +1016,12 @@ fn record(d: &mut Dec<'_>) -> Result<ServiceRecord, Error> {
     let len = d.array()?;
     fields(d, len, &mut |d, i| {
         match i {
-            0 => service_type = Some(text(d)?),
-            1 => description = Some(text(d)?),
-            2 => host = Some(text(d)?),
-            3 => ip = Some(text(d)?),
+            0 => service_type = Some(text(d, MAX_KEY, "service type")?),
+            1 => description = Some(text(d, MAX_VALUE, "description")?),
+            2 => host = Some(text(d, MAX_VALUE, "host")?),
+            3 => ip = Some(text(d, MAX_IP, "ip")?),
             4 => port = Some(d.u16()?),
-            5 => microcloud = Some(text(d)?),
+            5 => microcloud = Some(text(d, MAX_VALUE, "microcloud")?),
             6 => txt = Some(pairs(d)?),
             7 => health_ = Some(health(d)?),
             _ => return Ok(false),
@@ -907,8 +1045,8 @@ fn entry(d: &mut Dec<'_>) -> Result<CatalogEntry, Error> {
     let len = d.array()?;
     fields(d, len, &mut |d, i| {
         match i {
-            0 => version = Some(d.u64()?),
-            1 => service_type = Some(text(d)?),
+            0 => version = Some(d.counter("version")?),
+            1 => service_type = Some(text(d, MAX_KEY, "service type")?),
             2 => port = Some(d.u16()?),
             3 => rec = optional(d, record)?,
             _ => return Ok(false),
@@ -928,11 +1066,12 @@ fn catalog(d: &mut Dec<'_>) -> Result<CatalogState, Error> {
     let len = d.array()?;
     fields(d, len, &mut |d, i| {
         match i {
-            0 => node = Some(text(d)?),
-            1 => version = Some(d.u64()?),
+            0 => node = Some(name(d)?),
+            1 => version = Some(d.counter("version")?),
             2 => {
                 let mut v = Vec::new();
-                items(d, size_of::<CatalogEntry>(), &mut |d| {
+                let size = size_of::<CatalogEntry>();
+                bounded(d, size, MAX_ENTRIES, "catalog entries", &mut |d| {
                     v.push(entry(d)?);
                     Ok(())
                 })?;
@@ -965,11 +1104,11 @@ fn member(d: &mut Dec<'_>) -> Result<MemberRecord, Error> {
     let len = d.array()?;
     fields(d, len, &mut |d, i| {
         match i {
-            0 => name = Some(text(d)?),
+            0 => name = Some(self::name(d)?),
             1 => address = Some(addr(d)?),
-            2 => incarnation = Some(d.u64()?),
+            2 => incarnation = Some(d.counter("incarnation")?),
             3 => state = Some(wire_state(d)?),
-            4 => tags_lamport = Some(d.u64()?),
+            4 => tags_lamport = Some(d.counter("lamport")?),
             5 => tags = Some(pairs(d)?),
             6 => coord = optional(d, coordinate)?,
             _ => return Ok(false),
@@ -992,9 +1131,9 @@ fn claim(d: &mut Dec<'_>, len: Option<u64>) -> Result<(String, u64, String), Err
     let (mut name, mut incarnation, mut from) = (None, None, None);
     fields(d, len, &mut |d, i| {
         match i {
-            0 => name = Some(text(d)?),
-            1 => incarnation = Some(d.u64()?),
-            2 => from = Some(text(d)?),
+            0 => name = Some(self::name(d)?),
+            1 => incarnation = Some(d.counter("incarnation")?),
+            2 => from = Some(self::name(d)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -1014,7 +1153,7 @@ fn message(d: &mut Dec<'_>) -> Result<Message, Error> {
             fields(d, len, &mut |d, i| {
                 match i {
                     0 => seq = Some(d.u32()?),
-                    1 => target = Some(text(d)?),
+                    1 => target = Some(name(d)?),
                     _ => return Ok(false),
                 }
                 Ok(true)
@@ -1029,7 +1168,7 @@ fn message(d: &mut Dec<'_>) -> Result<Message, Error> {
             fields(d, len, &mut |d, i| {
                 match i {
                     0 => seq = Some(d.u32()?),
-                    1 => target = Some(text(d)?),
+                    1 => target = Some(name(d)?),
                     2 => target_addr = Some(addr(d)?),
                     3 => nack = Some(d.bool()?),
                     _ => return Ok(false),
@@ -1073,9 +1212,9 @@ fn message(d: &mut Dec<'_>) -> Result<Message, Error> {
             let (mut name, mut address, mut incarnation) = (None, None, None);
             fields(d, len, &mut |d, i| {
                 match i {
-                    0 => name = Some(text(d)?),
+                    0 => name = Some(self::name(d)?),
                     1 => address = Some(addr(d)?),
-                    2 => incarnation = Some(d.u64()?),
+                    2 => incarnation = Some(d.counter("incarnation")?),
                     _ => return Ok(false),
                 }
                 Ok(true)
@@ -1106,8 +1245,8 @@ fn message(d: &mut Dec<'_>) -> Result<Message, Error> {
             let (mut name, mut lamport, mut tags) = (None, None, None);
             fields(d, len, &mut |d, i| {
                 match i {
-                    0 => name = Some(text(d)?),
-                    1 => lamport = Some(d.u64()?),
+                    0 => name = Some(self::name(d)?),
+                    1 => lamport = Some(d.counter("lamport")?),
                     2 => tags = Some(pairs(d)?),
                     _ => return Ok(false),
                 }
@@ -1123,7 +1262,7 @@ fn message(d: &mut Dec<'_>) -> Result<Message, Error> {
             let (mut node, mut ent) = (None, None);
             fields(d, len, &mut |d, i| {
                 match i {
-                    0 => node = Some(text(d)?),
+                    0 => node = Some(name(d)?),
                     1 => ent = Some(entry(d)?),
                     _ => return Ok(false),
                 }
@@ -1138,10 +1277,10 @@ fn message(d: &mut Dec<'_>) -> Result<Message, Error> {
             let (mut lamport, mut origin, mut name, mut payload) = (None, None, None, None);
             fields(d, len, &mut |d, i| {
                 match i {
-                    0 => lamport = Some(d.u64()?),
-                    1 => origin = Some(text(d)?),
-                    2 => name = Some(text(d)?),
-                    3 => payload = Some(bytes(d)?),
+                    0 => lamport = Some(d.counter("lamport")?),
+                    1 => origin = Some(self::name(d)?),
+                    2 => name = Some(text(d, MAX_EVENT_NAME, "event name")?),
+                    3 => payload = Some(self::payload(d)?),
                     _ => return Ok(false),
                 }
                 Ok(true)
@@ -1160,12 +1299,12 @@ fn message(d: &mut Dec<'_>) -> Result<Message, Error> {
             fields(d, len, &mut |d, i| {
                 match i {
                     0 => id = Some(d.u32()?),
-                    1 => lamport = Some(d.u64()?),
-                    2 => origin = Some(text(d)?),
+                    1 => lamport = Some(d.counter("lamport")?),
+                    2 => origin = Some(self::name(d)?),
                     3 => origin_addr = Some(addr(d)?),
-                    4 => name = Some(text(d)?),
-                    5 => payload = Some(bytes(d)?),
-                    6 => nodes = Some(texts(d)?),
+                    4 => name = Some(text(d, MAX_EVENT_NAME, "query name")?),
+                    5 => payload = Some(self::payload(d)?),
+                    6 => nodes = Some(names(d)?),
                     7 => tags = Some(pairs(d)?),
                     8 => timeout_ms = Some(d.u32()?),
                     _ => return Ok(false),
@@ -1189,8 +1328,8 @@ fn message(d: &mut Dec<'_>) -> Result<Message, Error> {
             fields(d, len, &mut |d, i| {
                 match i {
                     0 => id = Some(d.u32()?),
-                    1 => from = Some(text(d)?),
-                    2 => payload = Some(bytes(d)?),
+                    1 => from = Some(name(d)?),
+                    2 => payload = Some(self::payload(d)?),
                     _ => return Ok(false),
                 }
                 Ok(true)
@@ -1216,7 +1355,7 @@ fn push_pull(d: &mut Dec<'_>) -> Result<PushPull, Error> {
             0 => version = Some(d.u8()?),
             1 => join = Some(d.bool()?),
             2 => reply = Some(d.bool()?),
-            3 => from = Some(text(d)?),
+            3 => from = Some(name(d)?),
             4 => {
                 let mut v = Vec::new();
                 items(d, size_of::<MemberRecord>(), &mut |d| {
@@ -1233,8 +1372,8 @@ fn push_pull(d: &mut Dec<'_>) -> Result<PushPull, Error> {
                 })?;
                 catalogs = Some(v);
             }
-            6 => event_clock = Some(d.u64()?),
-            7 => query_clock = Some(d.u64()?),
+            6 => event_clock = Some(d.counter("lamport")?),
+            7 => query_clock = Some(d.counter("lamport")?),
             8 => ping = optional(d, |d| d.u32())?,
             _ => return Ok(false),
         }
@@ -1258,7 +1397,7 @@ fn peer(d: &mut Dec<'_>) -> Result<Peer, Error> {
     let len = d.array()?;
     fields(d, len, &mut |d, i| {
         match i {
-            0 => name = Some(text(d)?),
+            0 => name = Some(self::name(d)?),
             1 => address = Some(addr(d)?),
             _ => return Ok(false),
         }
@@ -1278,7 +1417,7 @@ fn saved_state(d: &mut Dec<'_>) -> Result<SavedState, Error> {
     fields(d, len, &mut |d, i| {
         match i {
             0 => version = Some(d.u8()?),
-            1 => name = Some(text(d)?),
+            1 => name = Some(self::name(d)?),
             2 => incarnation = Some(d.u64()?),
             3 => tags_lamport = Some(d.u64()?),
             4 => tags = Some(pairs(d)?),

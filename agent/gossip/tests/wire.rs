@@ -555,9 +555,14 @@ fn a_push_pull_decoding_past_its_budget_is_refused_as_too_large() {
     // ([0, "", 0, null], a 200-byte entry each) is refused before it is
     // all built.
     let lan = Config::lan();
-    let mut flood = unhex("9f01f4f46178809f83616e009f");
-    while flood.len() + 7 < lan.max_stream_len {
-        flood.extend([0x84, 0x00, 0x60, 0x00, 0xf6]);
+    // Catalogs of 500 entries each, under the per-catalog bound.
+    let mut flood = unhex("9f01f4f46178809f");
+    while flood.len() + 2_520 < lan.max_stream_len {
+        flood.extend(unhex("83616e009f"));
+        for _ in 0..500 {
+            flood.extend([0x84, 0x00, 0x60, 0x00, 0xf6]);
+        }
+        flood.push(0xff);
     }
     flood.extend([0xff, 0xff]);
     assert_eq!(

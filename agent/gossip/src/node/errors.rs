@@ -14,6 +14,9 @@ pub enum OpError {
     /// This node already publishes [`crate::catalog::MAX_OWN_RECORDS`]
     /// services.
     TooManyServices,
+    /// A field is over its protocol bound ([`crate::wire::MAX_NAME`] and
+    /// the others): peers would refuse the message.
+    OutOfBounds(&'static str),
 }
 
 impl fmt::Display for OpError {
@@ -24,6 +27,9 @@ impl fmt::Display for OpError {
             OpError::UnknownQuery => "unknown or expired query",
             OpError::TooManyServices => {
                 "this node already publishes the most services it may (256)"
+            }
+            OpError::OutOfBounds(field) => {
+                return write!(f, "the {field} is longer than the gossip protocol allows")
             }
         })
     }

@@ -44,7 +44,8 @@ impl Node {
         if enc.len() > self.payload_budget() {
             return Err(OpError::TooLarge);
         }
-        self.event_clock += 1;
+        wire::fits_bounds(&enc).map_err(OpError::OutOfBounds)?;
+        self.event_clock = self.event_clock.saturating_add(1);
         self.seen_events
             .insert((lamport, self.me.clone(), String::from(name)), ());
         self.broadcasts.push(
@@ -85,8 +86,9 @@ impl Node {
         if enc.len() > self.payload_budget() {
             return Err(OpError::TooLarge);
         }
+        wire::fits_bounds(&enc).map_err(OpError::OutOfBounds)?;
         self.next_query_id = self.next_query_id.wrapping_add(1).max(1);
-        self.query_clock += 1;
+        self.query_clock = self.query_clock.saturating_add(1);
         self.out_queries.insert(
             id,
             OutQuery {
@@ -116,6 +118,7 @@ impl Node {
         if enc.len() > self.payload_budget() {
             return Err(OpError::TooLarge);
         }
+        wire::fits_bounds(&enc).map_err(OpError::OutOfBounds)?;
         let (origin, addr) = (q.origin.clone(), q.origin_addr);
         self.in_queries.remove(&id.0);
         if origin == self.me {
@@ -133,6 +136,12 @@ impl Node {
         name: String,
         payload: Vec<u8>,
     ) {
+        if !wire::believable(self.event_clock, lamport) {
+            // A forged clock near u64::MAX would stop every later event
+            // (they would all be older than it): refused.
+            self.stats.jumps_refused += 1;
+            return;
+        }
         self.event_clock = self.event_clock.max(lamport.saturating_add(1));
         if lamport.saturating_add(self.config.event_buffer) < self.event_clock {
             return;
@@ -177,6 +186,10 @@ impl Node {
         else {
             return;
         };
+        if !wire::believable(self.query_clock, lamport) {
+            self.stats.jumps_refused += 1;
+            return;
+        }
         self.query_clock = self.query_clock.max(lamport.saturating_add(1));
         if lamport.saturating_add(self.config.event_buffer) < self.query_clock {
             return;

@@ -33,7 +33,7 @@ impl Node {
     /// restarted node would, and its probing and records resume.
     pub(super) fn rejoin(&mut self, now: Instant) {
         self.left = false;
-        self.incarnation += 1;
+        self.incarnation = self.incarnation.saturating_add(1);
         self.members[0].incarnation = self.incarnation;
         self.set_state(0, MemberState::Alive, now);
         self.announce_self();
@@ -88,7 +88,7 @@ impl Node {
 
     /// Replace this node's tags; peers keep the newest by Lamport time.
     pub fn set_tags(&mut self, tags: Vec<(String, String)>) -> Result<(), OpError> {
-        let lamport = self.members[0].tags_lamport + 1;
+        let lamport = self.members[0].tags_lamport.saturating_add(1);
         let msg = Message::Tags {
             name: self.me.clone(),
             lamport,
@@ -98,6 +98,7 @@ impl Node {
         if enc.len() > self.payload_budget() {
             return Err(OpError::TooLarge);
         }
+        wire::fits_bounds(&enc).map_err(OpError::OutOfBounds)?;
         self.members[0].tags = tags;
         self.members[0].tags_lamport = lamport;
         self.broadcasts.push(Subject::Tags(self.me.clone()), enc);
@@ -114,8 +115,11 @@ impl Node {
             .push(Subject::Member(self.me.clone()), wire::encode_message(&msg));
     }
 
+    /// Outbid a claim about this node at incarnation `accused` (one we
+    /// used, or one from an earlier life within [`wire::MAX_JUMP`]; the
+    /// callers check): alive again at one above both, saturating.
     pub(super) fn refute(&mut self, accused: u64) {
-        self.incarnation = self.incarnation.max(accused) + 1;
+        self.incarnation = self.incarnation.max(accused).saturating_add(1);
         self.members[0].incarnation = self.incarnation;
         self.stats.refutations += 1;
         self.adjust_awareness(1);
@@ -149,9 +153,23 @@ impl Node {
                 // incarnations would only make the two flap in everyone's view.
                 self.report_conflict(name, addr);
             } else if inc > self.incarnation {
-                // News of an earlier life of ours: outbid it.
-                self.refute(inc);
+                if wire::believable(self.incarnation, inc) {
+                    // News of an earlier life of ours: outbid it.
+                    self.refute(inc);
+                } else {
+                    // An incarnation we cannot have used: forged. Peers
+                    // refuse it too (they hold us at most where we are).
+                    self.stats.jumps_refused += 1;
+                }
             }
+            return;
+        }
+        let held = self
+            .index
+            .get(name)
+            .map_or(0, |&i| self.members[i].incarnation);
+        if !wire::believable(held, inc) {
+            self.stats.jumps_refused += 1;
             return;
         }
         match self.index.get(name).copied() {
@@ -229,15 +247,28 @@ impl Node {
     /// The shared first step of a suspicion or death claim about `name` at
     /// `inc`: about ourselves it is refuted; about a member it is the member's
     /// index, unless the claim is stale or the member already dead or left.
+    ///
+    /// A claim more than [`wire::MAX_JUMP`] above the incarnation held is
+    /// refused, about us or anyone: about us it names an incarnation we
+    /// never used (a restarted node that lost its state is below the one
+    /// peers hold by the restarts since, far less than the jump), and every
+    /// peer refuses it as well, so it needs no answer and cannot push our
+    /// incarnation to where it can no longer be outbid.
     pub(super) fn claim_target(&mut self, name: &str, inc: u64) -> Option<usize> {
         if name == self.me {
-            if !self.left && inc >= self.incarnation {
+            if !wire::believable(self.incarnation, inc) {
+                self.stats.jumps_refused += 1;
+            } else if !self.left && inc >= self.incarnation {
                 self.refute(inc);
             }
             return None;
         }
         let i = self.index.get(name).copied()?;
         let m = &self.members[i];
+        if !wire::believable(m.incarnation, inc) {
+            self.stats.jumps_refused += 1;
+            return None;
+        }
         (inc >= m.incarnation && m.state.is_live()).then_some(i)
     }
 
@@ -337,12 +368,18 @@ impl Node {
         if lamport <= self.members[i].tags_lamport {
             return;
         }
+        if !wire::believable(self.members[i].tags_lamport, lamport) {
+            self.stats.jumps_refused += 1;
+            return;
+        }
         if i == 0 {
-            // Newer tags of ours than we know: an earlier life. Outbid them.
-            self.members[0].tags_lamport = lamport + 1;
+            // Newer tags of ours than we know: an earlier life, or someone
+            // speaking for us. Outbid them with what we hold.
+            let lamport = lamport.saturating_add(1);
+            self.members[0].tags_lamport = lamport;
             let msg = Message::Tags {
                 name: self.me.clone(),
-                lamport: lamport + 1,
+                lamport,
                 tags: self.members[0].tags.clone(),
             };
             self.broadcasts

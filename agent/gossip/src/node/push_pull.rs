@@ -234,8 +234,16 @@ impl Node {
                 self.on_service(now, &c.node, e);
             }
         }
-        self.event_clock = self.event_clock.max(pp.event_clock);
-        self.query_clock = self.query_clock.max(pp.query_clock);
+        for (held, claimed) in [
+            (&mut self.event_clock, pp.event_clock),
+            (&mut self.query_clock, pp.query_clock),
+        ] {
+            if wire::believable(*held, claimed) {
+                *held = (*held).max(claimed);
+            } else {
+                self.stats.jumps_refused += 1;
+            }
+        }
     }
 
     /// Persistable state: incarnation, tags, own catalog, known peers,
@@ -279,13 +287,22 @@ impl Node {
         if s.name != self.me {
             return Err(InputError::OtherNode);
         }
-        self.incarnation = self.incarnation.max(s.incarnation + 1);
+        // Counters past the protocol's ceiling can only come from a forged
+        // message an older version took in; peers would refuse them, so the
+        // node starts those afresh (its peers' refutations settle the rest).
+        let sane = |n: u64| if n < wire::MAX_COUNTER { n } else { 0 };
+        let (incarnation, event_clock, query_clock) = (
+            sane(s.incarnation),
+            sane(s.event_clock),
+            sane(s.query_clock),
+        );
+        self.incarnation = self.incarnation.max(incarnation + 1);
         self.members[0].incarnation = self.incarnation;
         let me0 = &mut self.members[0];
         if me0.tags.is_empty() {
             me0.tags = s.tags;
         }
-        me0.tags_lamport = me0.tags_lamport.max(s.tags_lamport) + 1;
+        me0.tags_lamport = me0.tags_lamport.max(sane(s.tags_lamport)) + 1;
         let cat = self
             .catalogs
             .get_or_insert_with(self.me.clone(), NodeCatalog::default);
@@ -293,8 +310,8 @@ impl Node {
             cat.apply(e, Instant::ZERO);
         }
         cat.version = cat.version.max(s.catalog.version);
-        self.event_clock = self.event_clock.max(s.event_clock);
-        self.query_clock = self.query_clock.max(s.query_clock);
+        self.event_clock = self.event_clock.max(event_clock);
+        self.query_clock = self.query_clock.max(query_clock);
         self.saved_peers = s
             .peers
             .iter()

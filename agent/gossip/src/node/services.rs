@@ -90,7 +90,7 @@ impl Node {
             return Err(OpError::TooManyServices);
         }
         let entry = CatalogEntry {
-            version: cat.version + 1,
+            version: cat.version.saturating_add(1),
             service_type: record.service_type.clone(),
             port: record.port,
             record: Some(record),
@@ -103,6 +103,7 @@ impl Node {
         if enc.len() > budget {
             return Err(OpError::TooLarge);
         }
+        wire::fits_bounds(&enc).map_err(OpError::OutOfBounds)?;
         cat.version = entry.version;
         cat.slots.insert(
             key,
@@ -128,7 +129,7 @@ impl Node {
         if cat.slots.get(&key).is_none_or(|s| s.record.is_none()) {
             return false;
         }
-        cat.version += 1;
+        cat.version = cat.version.saturating_add(1);
         let version = cat.version;
         cat.slots.insert(
             key,
@@ -186,6 +187,12 @@ impl Node {
             let cat = self
                 .catalogs
                 .get_or_insert_with(self.me.clone(), NodeCatalog::default);
+            // A version we cannot have used (beyond the jump bound) is
+            // forged; every peer refuses it too, so it needs no answer.
+            if !wire::believable(cat.version, entry.version) {
+                self.stats.jumps_refused += 1;
+                return;
+            }
             let key = (entry.service_type.clone(), entry.port);
             let ours = cat.slots.get(&key).map(|s| s.version);
             if ours.is_some_and(|v| v >= entry.version) {
@@ -194,7 +201,7 @@ impl Node {
             if ours.is_none() && entry.record.is_none() {
                 return;
             }
-            cat.version = cat.version.max(entry.version) + 1;
+            cat.version = cat.version.max(entry.version).saturating_add(1);
             let version = cat.version;
             let slot = cat.slots.get_or_insert_with(key, || Slot {
                 version,
@@ -222,6 +229,10 @@ impl Node {
                 created: now,
                 ..NodeCatalog::default()
             });
+        if !wire::believable(cat.version, entry.version) {
+            self.stats.jumps_refused += 1;
+            return;
+        }
         let key = (entry.service_type.clone(), entry.port);
         if cat.slots.len() >= MAX_SLOTS && cat.slots.get(&key).is_none() {
             self.stats.services_refused += 1;

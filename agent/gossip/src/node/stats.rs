@@ -34,4 +34,8 @@ pub struct Stats {
     /// Service entries for a new slot of a node whose catalog was full
     /// ([`crate::catalog::MAX_SLOTS`]), dropped: fake services.
     pub services_refused: u64,
+    /// Claims refused because they moved a counter (an incarnation, a
+    /// catalog version, a tags or event Lamport time) more than
+    /// [`crate::wire::MAX_JUMP`] above what this node held: forged.
+    pub jumps_refused: u64,
 }
